@@ -1,0 +1,1 @@
+"""Runtime of the identity gateway: settings, ASGI app, routes, auth, mail, database, CLI."""

@@ -1,0 +1,89 @@
+"""Settings, read from environment variables prefixed with GATEWAY_ (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "insecure-development-secret-change-me"
+
+
+class Environment(str, Enum):
+    development = "development"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the settings are not safe to run with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    env: Environment = Environment.development
+    mongodb_uri: SecretStr | None = None
+    database_name: str = "identity_gateway"
+    data_dir: Path = Path("./var")
+    smtp_url: SecretStr | None = None
+    mail_from: str = "Identity Gateway <no-reply@localhost>"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    log_level: str = "INFO"
+
+    # Sessions
+    session_absolute_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    session_idle_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    session_touch_interval_seconds: int = Field(default=60, ge=1)
+    admin_session_absolute_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    admin_session_idle_ttl_seconds: int = Field(default=30 * 60, ge=60)
+
+    # Password hashing: argon2id, OWASP parameters (19 MiB, t=2, p=1).
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=1024)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_concurrency: int = Field(default=0, ge=0, description="0 means one per CPU core")
+    hash_queue_limit: int = Field(default=64, ge=0)
+
+    # Rate limits: "N per window seconds", multiplied by rate_limit_scale.
+    rate_limit_scale: float = Field(default=1.0, gt=0)
+    login_identifier_failures: int = 100
+    login_identifier_window_seconds: int = 3600
+    login_ip_attempts: int = 300
+    login_ip_window_seconds: int = 300
+    register_ip_attempts: int = 20
+    register_ip_window_seconds: int = 3600
+    activation_resend_email_attempts: int = 3
+    activation_resend_ip_attempts: int = 20
+    activation_resend_window_seconds: int = 3600
+
+    # GraphQL limits
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 15
+    graphql_max_tokens: int = 2000
+
+    # Proxies whose X-Forwarded-For is trusted (comma-separated IPs); empty: use the peer address.
+    trusted_proxies: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.production
+
+    def check(self) -> None:
+        """Refuse unsafe production settings."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.smtp_url is None:
+            problems.append("GATEWAY_SMTP_URL must be set in production")
+        if self.secret_key.get_secret_value() == DEFAULT_SECRET or len(self.secret_key.get_secret_value()) < 32:
+            problems.append("GATEWAY_SECRET_KEY must be set to a random value of at least 32 characters in production")
+        if problems:
+            raise ConfigurationError("; ".join(problems))

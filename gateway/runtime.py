@@ -1,0 +1,148 @@
+"""The long-lived parts of one gateway process, and the per-request context built from them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from gateway.config import Settings
+from gateway.embedded import EmbeddedDatabase
+from gateway.loaders import Loaders
+from gateway.mail import OutboxMailer, SmtpTarget
+from resolvers.bootstrap import ensure_defaults
+from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock
+from resolvers.passwords import PasswordHasher
+from stores import config as config_store
+from stores.database import bind, make_client
+from stores.documents import ApplicationDocument, PolicyDocument
+
+logger = logging.getLogger("gateway")
+
+APPLICATION_CACHE_SECONDS = 5.0
+
+
+def build_rules(settings: Settings) -> Rules:
+    scale = settings.rate_limit_scale
+
+    def limit(attempts: int, window: int) -> Limit:
+        return Limit(attempts=max(1, int(attempts * scale)), window_seconds=window)
+
+    return Rules(
+        public_url=settings.public_url,
+        secret_key=settings.secret_key.get_secret_value().encode(),
+        session_absolute_ttl_seconds=settings.session_absolute_ttl_seconds,
+        session_idle_ttl_seconds=settings.session_idle_ttl_seconds,
+        session_touch_interval_seconds=settings.session_touch_interval_seconds,
+        admin_session_absolute_ttl_seconds=settings.admin_session_absolute_ttl_seconds,
+        admin_session_idle_ttl_seconds=settings.admin_session_idle_ttl_seconds,
+        login_identifier=limit(settings.login_identifier_failures, settings.login_identifier_window_seconds),
+        login_ip=limit(settings.login_ip_attempts, settings.login_ip_window_seconds),
+        register_ip=limit(settings.register_ip_attempts, settings.register_ip_window_seconds),
+        activation_resend_email=limit(settings.activation_resend_email_attempts,
+                                      settings.activation_resend_window_seconds),
+        activation_resend_ip=limit(settings.activation_resend_ip_attempts, settings.activation_resend_window_seconds),
+    )
+
+
+class UnknownApplication(Exception):
+    pass
+
+
+class Runtime:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.rules = build_rules(settings)
+        self.hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency,
+            queue_limit=settings.hash_queue_limit,
+        )
+        smtp = SmtpTarget.parse(settings.smtp_url.get_secret_value()) if settings.smtp_url else None
+        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp)
+        self.embedded: EmbeddedDatabase | None = None
+        self.client: AsyncMongoClient | None = None
+        self.default_application: ApplicationDocument | None = None
+        self._apps: dict[str, tuple[float, ApplicationDocument, PolicyDocument]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._retry_task: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.settings.mongodb_uri is not None:
+            uri = self.settings.mongodb_uri.get_secret_value()
+        else:
+            self.embedded = EmbeddedDatabase(self.settings.data_dir)
+            uri = await asyncio.to_thread(self.embedded.acquire)
+        self.client = make_client(uri)
+        await bind(self.client, self.settings.database_name)
+        self.default_application = await ensure_defaults(self.clock.now())
+        self._retry_task = asyncio.create_task(self.mailer.run_retries())
+
+    async def stop(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            self._retry_task = None
+        await self.drain()
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.release)
+            self.embedded = None
+
+    # -- background work -------------------------------------------------------------------------
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """Run work after the response; errors are logged, never raised to a client."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for deferred work (used by tests and at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    # -- per request -----------------------------------------------------------------------------
+    async def application(self, client_id: str | None) -> tuple[ApplicationDocument, PolicyDocument]:
+        key = client_id or ""
+        cached = self._apps.get(key)
+        now = time.monotonic()
+        if cached and now - cached[0] < APPLICATION_CACHE_SECONDS:
+            return cached[1], cached[2]
+        if client_id:
+            application = await config_store.get_application_by_client_id(client_id)
+            if application is None:
+                raise UnknownApplication(client_id)
+        else:
+            application = await config_store.get_application(self.default_application.id)
+        policy = await config_store.get_policy(application.policy_id)
+        if policy is None:
+            raise RuntimeError(f"application {application.id} has no policy")
+        if len(self._apps) > 1000:
+            self._apps.clear()
+        self._apps[key] = (now, application, policy)
+        return application, policy
+
+    def forget_applications(self) -> None:
+        self._apps.clear()
+
+    async def context(self, *, client_id: str | None, principal: Principal | None,
+                      request: RequestMeta) -> Context:
+        application, policy = await self.application(client_id)
+        return Context(
+            rules=self.rules, clock=self.clock, mailer=self.mailer, hasher=self.hasher,
+            application=application, policy=policy, request=request, defer=self.spawn,
+            principal=principal, loaders=Loaders(self.clock),
+        )

@@ -1,0 +1,1 @@
+"""Use cases, one module per capability. Plain async functions; no GraphQL here."""

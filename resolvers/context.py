@@ -1,0 +1,94 @@
+"""The per-request context every use case takes, and what it needs from the runtime."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from resolvers.passwords import PasswordHasher
+from stores.documents import ApplicationDocument, PolicyDocument
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class Mailer(Protocol):
+    async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument) -> None:
+        """Queue an email; never raises for delivery problems."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    attempts: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The tunable parts of the rules, built by the gateway from its settings."""
+
+    public_url: str
+    secret_key: bytes
+    session_absolute_ttl_seconds: int
+    session_idle_ttl_seconds: int
+    session_touch_interval_seconds: int
+    admin_session_absolute_ttl_seconds: int
+    admin_session_idle_ttl_seconds: int
+    login_identifier: Limit
+    login_ip: Limit
+    register_ip: Limit
+    activation_resend_email: Limit
+    activation_resend_ip: Limit
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # customer | admin
+    subject_id: str
+    session_id: str
+    permissions: frozenset[str] = frozenset()
+
+
+@dataclass
+class RequestMeta:
+    ip_address: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class Context:
+    rules: Rules
+    clock: Clock
+    mailer: Mailer
+    hasher: PasswordHasher
+    application: ApplicationDocument
+    policy: PolicyDocument
+    request: RequestMeta
+    defer: Callable[[Awaitable[Any]], None]
+    principal: Principal | None = None
+    loaders: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def now_ms(self) -> int:
+        return epoch_ms(self.clock.now())
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,67 @@
+"""Reading customers: the signed-in customer's own account, and the admin listing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from resolvers.context import Context
+from resolvers.errors import Problems, unauthenticated
+from resolvers.security import normalize_identifier
+from stores import customers
+from stores.documents import CustomerDocument
+
+MAX_PAGE = 100
+MAX_SEARCH = 100
+
+
+async def me(ctx: Context) -> CustomerDocument:
+    if ctx.principal is None or ctx.principal.kind != "customer":
+        raise unauthenticated()
+    customer = await ctx.loaders.customer.load(ctx.principal.subject_id)
+    if customer is None:
+        raise unauthenticated()
+    return customer
+
+
+async def get(ctx: Context, customer_id: str) -> CustomerDocument | None:
+    if not customer_id or len(customer_id) > 64:
+        return None
+    customer = await ctx.loaders.customer.load(customer_id)
+    if customer is None or customer.store_id != ctx.application.identity_store_id:
+        return None
+    return customer
+
+
+def encode_cursor(customer_id: str) -> str:
+    return base64.urlsafe_b64encode(f"c:{customer_id}".encode()).decode()
+
+
+def _decode_cursor(problems: Problems, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raw = ""
+    if not raw.startswith("c:") or len(raw) > 70:
+        problems.add("after", "INVALID", "This cursor is not valid.")
+        return None
+    return raw[2:]
+
+
+async def page(ctx: Context, *, first: int, after: str | None, search: str | None):
+    problems = Problems()
+    if first < 1 or first > MAX_PAGE:
+        problems.add("first", "OUT_OF_RANGE", f"Ask for 1 to {MAX_PAGE} customers.")
+    after_id = _decode_cursor(problems, after)
+    if search is not None and len(search) > MAX_SEARCH:
+        problems.add("search", "TOO_LONG", f"Use at most {MAX_SEARCH} characters.")
+    problems.raise_if_any()
+    docs, has_next = await customers.page(
+        ctx.application.identity_store_id, first=first, after=after_id,
+        search=normalize_identifier(search) if search else None,
+    )
+    for doc in docs:
+        ctx.loaders.customer.prime(doc.id, doc)
+    return docs, has_next

@@ -1,0 +1,110 @@
+"""Domain errors. The schema turns each into a typed union member (or a top-level denial)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class DomainError(Exception):
+    code: str = "INVALID"
+    message: str = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.field = field
+
+
+@dataclass
+class FieldProblem:
+    field: str
+    code: str
+    message: str
+
+
+class InvalidInput(DomainError):
+    code = "INVALID_INPUT"
+    message = "Some fields are invalid."
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__(self.message, field=problems[0].field if problems else None)
+        self.problems = problems
+
+
+class PasswordPolicyViolation(DomainError):
+    code = "PASSWORD_POLICY"
+    message = "The password does not meet the password policy."
+
+    def __init__(self, reasons: list[str], field: str = "password") -> None:
+        super().__init__(self.message, field=field)
+        self.reasons = reasons
+
+
+class PasswordMismatch(DomainError):
+    code = "PASSWORD_MISMATCH"
+    message = "The passwords do not match."
+
+
+class FeatureDisabled(DomainError):
+    code = "FEATURE_DISABLED"
+    message = "This feature is disabled for this application."
+
+
+class InvalidToken(DomainError):
+    code = "INVALID_TOKEN"
+    message = "This link is invalid or has expired. Please request a new one."
+
+
+class InvalidCredentials(DomainError):
+    code = "INVALID_CREDENTIALS"
+    message = "The identifier or password is incorrect."
+
+
+class AccountNotActivated(DomainError):
+    code = "ACCOUNT_NOT_ACTIVATED"
+    message = "This account is not activated yet. Use the link we emailed you, or ask for a new one."
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    message = "Too many attempts. Please try again later."
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(self.message)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Not found."
+
+
+class Denied(Exception):
+    """A top-level denial: UNAUTHENTICATED or FORBIDDEN. Never a union member."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def unauthenticated() -> Denied:
+    return Denied("UNAUTHENTICATED", "You must be signed in.")
+
+
+def forbidden() -> Denied:
+    return Denied("FORBIDDEN", "You do not have permission to do this.")
+
+
+@dataclass
+class Problems:
+    """Collects field problems, then raises them together."""
+
+    items: list[FieldProblem] = field(default_factory=list)
+
+    def add(self, field_name: str, code: str, message: str) -> None:
+        self.items.append(FieldProblem(field_name, code, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidInput(self.items)

@@ -1,0 +1,92 @@
+"""Password hashing (argon2id in worker threads, bounded) and the password policy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import unicodedata
+from functools import lru_cache
+
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from resolvers.errors import PasswordPolicyViolation, RateLimited
+
+MAX_PASSWORD_LENGTH = 256
+
+
+class PasswordHasher:
+    """Hashes off the event loop, at most ``concurrency`` at once, with a bounded queue.
+
+    When more than ``queue_limit`` callers are already waiting, the call fails fast
+    with RateLimited rather than queueing without limit.
+    """
+
+    def __init__(self, *, time_cost: int = 2, memory_kib: int = 19 * 1024, parallelism: int = 1,
+                 concurrency: int = 0, queue_limit: int = 64) -> None:
+        self._argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
+                                    hash_len=32, salt_len=16, type=Type.ID)
+        self.concurrency = concurrency or os.cpu_count() or 1
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        self._queue_limit = queue_limit
+        self._waiting = 0
+        self._dummy_hash = self._argon2.hash("dummy password for timing equalisation")
+
+    async def _run(self, fn, *args):
+        if self._waiting >= self._queue_limit + self.concurrency:
+            raise RateLimited(1)
+        self._waiting += 1
+        try:
+            async with self._semaphore:
+                return await asyncio.to_thread(fn, *args)
+        finally:
+            self._waiting -= 1
+
+    async def hash(self, password: str) -> str:
+        return await self._run(self._argon2.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when the password matches. With no hash, verifies against a dummy to spend the same time."""
+        return await self._run(self._verify_sync, password_hash, password)
+
+    def _verify_sync(self, password_hash: str | None, password: str) -> bool:
+        try:
+            if password_hash is None:
+                self._argon2.verify(self._dummy_hash, password)
+                return False
+            return self._argon2.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._argon2.check_needs_rehash(password_hash)
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn ships frequency lists gathered from breached password corpora.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def normalize_password(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+def check_password(password: str, *, min_length: int = 8, context: tuple[str, ...] = (), field: str = "password") -> None:
+    """NIST 800-63B: length only (8..256 by default), no composition rules, no common or breached passwords."""
+    reasons: list[str] = []
+    length = len(normalize_password(password))
+    if length < min_length:
+        reasons.append(f"TOO_SHORT: use at least {min_length} characters")
+    if length > MAX_PASSWORD_LENGTH:
+        reasons.append(f"TOO_LONG: use at most {MAX_PASSWORD_LENGTH} characters")
+    lowered = password.lower()
+    if lowered in _common_passwords():
+        reasons.append("COMMON: this password is too common; choose another")
+    if any(part and len(part) >= 3 and lowered == part.lower() for part in context):
+        reasons.append("CONTAINS_IDENTIFIER: do not use your email or username as your password")
+    if reasons:
+        raise PasswordPolicyViolation(reasons, field=field)

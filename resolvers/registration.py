@@ -1,0 +1,145 @@
+"""Self-service registration and account activation."""
+
+from __future__ import annotations
+
+import re
+
+from resolvers import audit, links, ratelimit
+from resolvers.context import Context
+from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
+from resolvers.passwords import check_password
+from resolvers.security import new_id, normalize_identifier
+from stores import customers
+from stores.documents import CustomerDocument
+
+EMAIL_RE = re.compile(r"^[^@\s<>()\[\]\\,;:\"]+@[^@\s<>()\[\]\\,;:\"]+\.[^@\s<>()\[\]\\,;:\"]+$")
+USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")  # no "@", so a username never collides with an email
+NAME_MAX = 100
+ACTIVATION = "activation"
+
+
+def validate_email(problems: Problems, email: str, field: str = "email") -> str:
+    email = (email or "").strip()
+    if not email:
+        problems.add(field, "REQUIRED", "Enter an email address.")
+    elif len(email) > 254 or not EMAIL_RE.match(email):
+        problems.add(field, "INVALID", "Enter a valid email address.")
+    return email
+
+
+def _validate_name(problems: Problems, value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > NAME_MAX:
+        problems.add(field, "TOO_LONG", f"Use at most {NAME_MAX} characters.")
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        problems.add(field, "INVALID", "Remove control characters.")
+    return value or None
+
+
+def _username(problems: Problems, mode: str, username: str | None, email: str) -> str:
+    if mode == "USERNAME":
+        username = (username or "").strip()
+        if not username:
+            problems.add("username", "REQUIRED", "Choose a username.")
+        elif not USERNAME_RE.match(username):
+            problems.add("username", "INVALID", "Use 3 to 64 letters, digits, dots, dashes or underscores.")
+        return username
+    if username is not None and normalize_identifier(username) != normalize_identifier(email):
+        problems.add("username", "NOT_ALLOWED", "This application uses your email address as your username.")
+    return email
+
+
+async def register(ctx: Context, *, email: str, password: str, username: str | None = None,
+                   given_name: str | None = None, family_name: str | None = None) -> None:
+    """Create a pending account and email an activation link.
+
+    The answer is the same whether or not the email is registered: an existing owner
+    is told by email that someone tried to register with their address.
+    """
+    if not ctx.policy.registration_enabled:
+        raise FeatureDisabled()
+    await ratelimit.hit(ctx, "register-ip", ctx.request.ip_address, ctx.rules.register_ip)
+
+    problems = Problems()
+    email = validate_email(problems, email)
+    username = _username(problems, ctx.policy.username_mode, username, email)
+    given_name = _validate_name(problems, given_name, "givenName")
+    family_name = _validate_name(problems, family_name, "familyName")
+    problems.raise_if_any()
+    check_password(password or "", min_length=ctx.policy.password_min_length,
+                   context=(email, email.split("@")[0], username))
+
+    store_id = ctx.application.identity_store_id
+    username_norm = normalize_identifier(username)
+    # A taken username is refused whatever the email, so the refusal says nothing about emails.
+    if ctx.policy.username_mode == "USERNAME" and await customers.get_by_identifier(store_id, username_norm):
+        taken = Problems()
+        taken.add("username", "TAKEN", "This username is taken; choose another.")
+        taken.raise_if_any()
+
+    password_hash = await ctx.hasher.hash(password)
+    customer = CustomerDocument(
+        id=new_id(), store_id=store_id, email=email, email_norm=normalize_identifier(email),
+        username=username, username_norm=username_norm, given_name=given_name, family_name=family_name,
+        password_hash=password_hash, status="pending", created_at=ctx.now(),
+    )
+    try:
+        await customers.insert(customer)
+    except customers.DuplicateCustomer:
+        existing = await customers.get_by_normalized_email(store_id, customer.email_norm)
+        if existing is None:  # lost a race on the username
+            taken = Problems()
+            taken.add("username", "TAKEN", "This username is taken; choose another.")
+            taken.raise_if_any()
+        await audit.record(ctx, "customer.register_existing", subject_id=existing.id, actor_kind="public")
+        ctx.defer(ctx.mailer.send("registration_attempt", existing.email, {
+            "customer": _mail_view(existing), "signin_hint": existing.username,
+        }, ctx.application))
+        return
+
+    await audit.record(ctx, "customer.registered", subject_id=customer.id, actor_kind="public")
+    ctx.defer(send_activation(ctx, customer))
+
+
+def _mail_view(customer: CustomerDocument) -> dict:
+    return {"email": customer.email, "username": customer.username,
+            "given_name": customer.given_name, "family_name": customer.family_name}
+
+
+async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
+    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate")
+    await ctx.mailer.send("activation", customer.email, {
+        "customer": _mail_view(customer), "action_url": url,
+        "expires_in_minutes": ctx.policy.activation_ttl_minutes,
+    }, ctx.application)
+
+
+async def activate(ctx: Context, token: str) -> None:
+    found = await links.consume(ctx, ACTIVATION, token)
+    customer = await customers.get(found.subject_id)
+    if customer is None or customer.status == "disabled":
+        raise InvalidToken()
+    await customers.activate(customer.id, ctx.now_ms())
+    await audit.record(ctx, "customer.activated", subject_id=customer.id, actor_kind="customer", actor_id=customer.id)
+
+
+async def resend_activation(ctx: Context, email: str) -> None:
+    """Always the same answer; the work happens after the response, so timing tells nothing either."""
+    problems = Problems()
+    email = validate_email(problems, email)
+    problems.raise_if_any()
+    ctx.defer(_resend(ctx, email))
+
+
+async def _resend(ctx: Context, email: str) -> None:
+    email_norm = normalize_identifier(email)
+    try:
+        await ratelimit.hit(ctx, "resend-ip", ctx.request.ip_address, ctx.rules.activation_resend_ip)
+        await ratelimit.hit(ctx, "resend-email", email_norm, ctx.rules.activation_resend_email)
+    except RateLimited:
+        return
+    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
+    if customer is not None and customer.status == "pending":
+        await send_activation(ctx, customer)

@@ -1,0 +1,1 @@
+"""The GraphQL contract: types, inputs, errors, permissions and the root schema."""

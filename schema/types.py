@@ -1,0 +1,82 @@
+"""Object types shared by several capabilities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+
+import strawberry
+from strawberry.types import Info
+
+from schema.permissions import deny
+from stores.documents import AdminDocument, CustomerDocument, SessionDocument
+
+
+@strawberry.enum
+class CustomerStatus(Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@strawberry.type(description="A sign-in of a customer or admin.")
+class Session:
+    id: strawberry.ID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip_address: str | None
+    user_agent: str | None
+    current: bool = strawberry.field(description="True for the session making this request.")
+
+    @classmethod
+    def from_doc(cls, doc: SessionDocument, current_session_id: str | None = None) -> Session:
+        idle_expiry = _from_ms(doc.idle_expires_at_ms)
+        return cls(id=strawberry.ID(doc.id), created_at=doc.created_at, last_seen_at=_from_ms(doc.last_seen_at_ms),
+                   expires_at=min(doc.expires_at, idle_expiry), ip_address=doc.ip_address,
+                   user_agent=doc.user_agent, current=doc.id == current_session_id)
+
+
+@strawberry.type(description="A customer account in the identity store.")
+class Customer:
+    id: strawberry.ID
+    username: str
+    email: str
+    email_verified: bool
+    given_name: str | None
+    family_name: str | None
+    created_at: datetime
+    status: CustomerStatus
+
+    @strawberry.field(description="The customer's active sessions, newest first.")
+    async def sessions(self, info: Info) -> list[Session]:
+        principal = info.context.principal
+        if principal is not None and principal.kind == "admin" and "sessions:read" not in principal.permissions:
+            raise deny("FORBIDDEN")
+        docs = await info.context.loaders.sessions.load(str(self.id))
+        current = principal.session_id if principal is not None else None
+        return [Session.from_doc(doc, current) for doc in docs]
+
+    @classmethod
+    def from_doc(cls, doc: CustomerDocument) -> Customer:
+        return cls(id=strawberry.ID(doc.id), username=doc.username, email=doc.email,
+                   email_verified=doc.email_verified, given_name=doc.given_name, family_name=doc.family_name,
+                   created_at=doc.created_at, status=CustomerStatus(doc.status))
+
+
+@strawberry.type(description="An administrator.")
+class Admin:
+    id: strawberry.ID
+    email: str
+    role: str
+    permissions: list[str]
+    created_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: AdminDocument, permissions: frozenset[str]) -> Admin:
+        return cls(id=strawberry.ID(doc.id), email=doc.email, role=doc.role,
+                   permissions=sorted(permissions), created_at=doc.created_at)

@@ -1,0 +1,1 @@
+"""MongoDB documents and intention-named queries. No GraphQL, no rules."""

@@ -1,0 +1,31 @@
+"""Identity stores, self-service policies and applications."""
+
+from __future__ import annotations
+
+from pymongo.errors import DuplicateKeyError
+
+from stores.documents import ApplicationDocument, IdentityStoreDocument, PolicyDocument
+
+
+async def insert_if_missing(document: IdentityStoreDocument | PolicyDocument | ApplicationDocument) -> bool:
+    """Insert with a fixed id; False when it already exists (safe when instances race)."""
+    try:
+        await type(document).get_pymongo_collection().insert_one(document.model_dump(by_alias=True))
+        return True
+    except DuplicateKeyError:
+        return False
+
+
+async def get_application_by_client_id(client_id: str) -> ApplicationDocument | None:
+    raw = await ApplicationDocument.get_pymongo_collection().find_one({"client_id": client_id})
+    return ApplicationDocument.model_validate(raw) if raw else None
+
+
+async def get_application(application_id: str) -> ApplicationDocument | None:
+    raw = await ApplicationDocument.get_pymongo_collection().find_one({"_id": application_id})
+    return ApplicationDocument.model_validate(raw) if raw else None
+
+
+async def get_policy(policy_id: str) -> PolicyDocument | None:
+    raw = await PolicyDocument.get_pymongo_collection().find_one({"_id": policy_id})
+    return PolicyDocument.model_validate(raw) if raw else None

@@ -1,0 +1,204 @@
+"""Beanie documents and their indexes.
+
+Conventions forced by the embedded nx-27017 server and kept for real MongoDB too:
+string ids everywhere; datetimes only in fields written at insert; timestamps that
+change later are integer epoch milliseconds (``*_ms``); emails and usernames have a
+case-folded copy under a unique index; every query that cares checks ``expires_at``
+itself (TTL indexes are kept for real MongoDB only as clean-up).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from beanie import Document
+from pydantic import Field
+from pymongo import IndexModel
+
+
+class IdentityStoreDocument(Document):
+    id: str = Field(alias="_id")
+    name: str
+    created_at: datetime
+
+    class Settings:
+        name = "identity_stores"
+
+
+class PolicyDocument(Document):
+    """A self-service policy: what customers may do for themselves, and for how long links live."""
+
+    id: str = Field(alias="_id")
+    name: str
+    registration_enabled: bool = True
+    activation_ttl_minutes: int = 24 * 60
+    password_reset_enabled: bool = True
+    password_reset_ttl_minutes: int = 60
+    username_mode: str = "EMAIL"  # EMAIL | PHONE | USERNAME
+    password_min_length: int = 8
+    created_at: datetime
+
+    class Settings:
+        name = "policies"
+
+
+class ApplicationDocument(Document):
+    id: str = Field(alias="_id")
+    client_id: str
+    name: str
+    policy_id: str
+    identity_store_id: str
+    is_default: bool = False
+    created_at: datetime
+
+    class Settings:
+        name = "applications"
+        indexes = [IndexModel([("client_id", pymongo.ASCENDING)], unique=True, name="client_id_unique")]
+
+
+class CustomerDocument(Document):
+    id: str = Field(alias="_id")
+    store_id: str
+    email: str
+    email_norm: str
+    username: str
+    username_norm: str
+    given_name: str | None = None
+    family_name: str | None = None
+    password_hash: str
+    status: str = "pending"  # pending | active | disabled
+    email_verified: bool = False
+    created_at: datetime
+    activated_at_ms: int | None = None
+    updated_at_ms: int | None = None
+
+    class Settings:
+        name = "customers"
+        indexes = [
+            IndexModel([("store_id", 1), ("email_norm", 1)], unique=True, name="store_email_unique"),
+            IndexModel([("store_id", 1), ("username_norm", 1)], unique=True, name="store_username_unique"),
+        ]
+
+
+class AdminDocument(Document):
+    id: str = Field(alias="_id")
+    email: str
+    email_norm: str
+    password_hash: str
+    role: str
+    disabled: bool = False
+    created_at: datetime
+
+    class Settings:
+        name = "admins"
+        indexes = [IndexModel([("email_norm", 1)], unique=True, name="admin_email_unique")]
+
+
+class SessionDocument(Document):
+    """A sign-in. ``_id`` is the public session id; the bearer token is stored only as its SHA-256."""
+
+    id: str = Field(alias="_id")
+    token_hash: str
+    kind: str  # customer | admin
+    subject_id: str
+    created_at: datetime
+    expires_at: datetime
+    idle_expires_at_ms: int
+    last_seen_at_ms: int
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+    class Settings:
+        name = "sessions"
+        indexes = [
+            IndexModel([("token_hash", 1)], unique=True, name="token_hash_unique"),
+            IndexModel([("subject_id", 1)], name="subject"),
+            IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl"),
+        ]
+
+
+class OneTimeTokenDocument(Document):
+    """A single-use emailed secret. ``_id`` is the SHA-256 of the token."""
+
+    id: str = Field(alias="_id")
+    purpose: str
+    subject_id: str
+    created_at: datetime
+    expires_at: datetime
+    used: bool = False
+    used_at_ms: int | None = None
+
+    class Settings:
+        name = "one_time_tokens"
+        indexes = [
+            IndexModel([("subject_id", 1), ("purpose", 1)], name="subject_purpose"),
+            IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl"),
+        ]
+
+
+class RateCounterDocument(Document):
+    """A fixed-window counter; ``_id`` is ``bucket:keyed-hash:window``."""
+
+    id: str = Field(alias="_id")
+    hits: int = 0
+    expires_at: Any = None
+
+    class Settings:
+        name = "rate_counters"
+        indexes = [IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl")]
+
+
+class AuditEventDocument(Document):
+    id: str = Field(alias="_id")
+    type: str
+    at: datetime
+    actor_kind: str | None = None
+    actor_id: str | None = None
+    subject_id: str | None = None
+    application_id: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit_events"
+        indexes = [IndexModel([("subject_id", 1)], name="subject"), IndexModel([("type", 1)], name="type")]
+
+
+class OutboxDocument(Document):
+    """An email on its way. Bodies are removed once delivered: they hold live links."""
+
+    id: str = Field(alias="_id")
+    kind: str
+    to: str
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    status: str = "pending"  # pending | sending | sent | stored (development outbox)
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime
+    next_attempt_ms: int = 0
+    lease_until_ms: int = 0
+    sent_at_ms: int | None = None
+
+    class Settings:
+        name = "outbox"
+        indexes = [IndexModel([("status", 1), ("next_attempt_ms", 1)], name="due")]
+
+
+ALL_DOCUMENTS = [
+    IdentityStoreDocument,
+    PolicyDocument,
+    ApplicationDocument,
+    CustomerDocument,
+    AdminDocument,
+    SessionDocument,
+    OneTimeTokenDocument,
+    RateCounterDocument,
+    AuditEventDocument,
+    OutboxDocument,
+]

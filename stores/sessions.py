@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from stores.documents import SessionDocument
+
+
+def _col():
+    return SessionDocument.get_pymongo_collection()
+
+
+async def insert(session: SessionDocument) -> None:
+    await _col().insert_one(session.model_dump(by_alias=True))
+
+
+async def find_active_by_token_hash(token_hash: str, now: datetime, now_ms: int) -> SessionDocument | None:
+    raw = await _col().find_one(
+        {"token_hash": token_hash, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
+    )
+    return SessionDocument.model_validate(raw) if raw else None
+
+
+async def touch(session_id: str, now_ms: int, idle_expires_at_ms: int, not_since_ms: int) -> None:
+    """Record activity, at most once per interval: only when last seen before ``not_since_ms``."""
+    await _col().update_one(
+        {"_id": session_id, "last_seen_at_ms": {"$lt": not_since_ms}},
+        {"$set": {"last_seen_at_ms": now_ms, "idle_expires_at_ms": idle_expires_at_ms}},
+    )
+
+
+async def list_active_for_subject(subject_id: str, now: datetime, now_ms: int) -> list[SessionDocument]:
+    found = await _col().find(
+        {"subject_id": subject_id, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
+    ).sort("created_at", -1).to_list()
+    return [SessionDocument.model_validate(raw) for raw in found]
+
+
+async def delete(session_id: str) -> bool:
+    result = await _col().delete_one({"_id": session_id})
+    return result.deleted_count == 1
+
+
+async def delete_for_subject(subject_id: str) -> int:
+    result = await _col().delete_many({"subject_id": subject_id})
+    return result.deleted_count
+
+
+async def list_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> dict[str, list[SessionDocument]]:
+    found = await _col().find(
+        {"subject_id": {"$in": list(subject_ids)}, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
+    ).sort("created_at", -1).to_list()
+    grouped: dict[str, list[SessionDocument]] = {}
+    for raw in found:
+        grouped.setdefault(raw["subject_id"], []).append(SessionDocument.model_validate(raw))
+    return grouped
