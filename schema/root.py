@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 
 import strawberry
 from graphql import GraphQLError
@@ -61,16 +62,17 @@ class ErrorPolicy(MaskErrors):
 
 def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15,
                  max_tokens: int = 2000) -> strawberry.Schema:
+    # Factories, not instances: Strawberry builds fresh extensions per request (the caches are module-level).
     extensions = [
-        MaxTokensLimiter(max_token_count=max_tokens),
-        ParserCache(maxsize=512),
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        ValidationCache(maxsize=512),
-        ErrorPolicy(),
+        partial(MaxTokensLimiter, max_token_count=max_tokens),
+        partial(ParserCache, maxsize=512),
+        partial(QueryDepthLimiter, max_depth=max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+        partial(ValidationCache, maxsize=512),
+        ErrorPolicy,
     ]
     if production:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(
         query=Query, mutation=Mutation, extensions=extensions, exception_handlers=EXCEPTION_HANDLERS,
         config=StrawberryConfig(disable_field_suggestions=production),

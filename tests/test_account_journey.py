@@ -1,0 +1,73 @@
+"""The whole customer journey over HTTP, with mail captured by a real SMTP server."""
+
+from __future__ import annotations
+
+from tests.flows import ACTIVATE, ME, PASSWORD, SIGN_OUT, activation_token, register, sign_in
+from tests.support import assert_denied, assert_no_errors, unique_email
+
+
+async def test_register_activate_sign_in_me_sign_out(gql, mailbox):
+    # given a newly registered customer
+    email = unique_email("journey")
+    accepted = await register(gql, email, givenName="Ada", familyName="Lovelace")
+    assert accepted == {"__typename": "AccountRegisterAccepted", "requiresActivation": True}
+
+    # when they could sign in before activating, they are told to activate
+    early = await sign_in(gql, email)
+    assert early["__typename"] == "AccountNotActivatedError"
+
+    # when they follow the emailed activation link
+    token = await activation_token(mailbox, email)
+    activated = assert_no_errors(await gql(ACTIVATE, {"token": token}))
+    assert activated["accountActivate"]["__typename"] == "AccountActivated"
+
+    # then they can sign in and read their own account
+    session = await sign_in(gql, email.upper())
+    assert session["__typename"] == "SessionCreated"
+    assert session["token"].startswith("gwc_") and len(session["token"]) >= 43
+    me = assert_no_errors(await gql(ME, token=session["token"], headers={"user-agent": "journey-test/1.0"}))["me"]
+    assert me["email"] == email and me["username"] == email
+    assert me["emailVerified"] is True
+    assert (me["givenName"], me["familyName"]) == ("Ada", "Lovelace")
+    assert [s["current"] for s in me["sessions"]] == [True]
+    assert me["sessions"][0]["id"] == session["session"]["id"]
+    assert me["sessions"][0]["ipAddress"] == gql.ip
+
+    # when they sign out
+    ended = assert_no_errors(await gql(SIGN_OUT, token=session["token"]))
+    assert ended == {"sessionEnd": {"ended": True}}
+
+    # then the old token no longer works
+    assert_denied(await gql(ME, token=session["token"]), "UNAUTHENTICATED")
+
+
+async def test_activation_page_activates_from_the_emailed_link(gql, http, mailbox):
+    # given a registered customer with an activation mail
+    email = unique_email("page")
+    await register(gql, email)
+    mail = await mailbox.wait_for(email, "activate")
+    assert mail.link("/activate").startswith("http://gateway.test/activate?token=")
+
+    # when they open the link
+    page = await http.get("/activate", params={"token": mail.token("/activate")})
+
+    # then the page confirms, and they can sign in
+    assert page.status_code == 200 and "Your account is activated" in page.text
+    assert "content-security-policy" in page.headers
+    assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+
+    # and opening it again says the link is no longer valid
+    again = await http.get("/activate", params={"token": mail.token("/activate")})
+    assert again.status_code == 400 and "invalid or has expired" in again.text
+
+
+async def test_wrong_password_and_unknown_account_get_the_same_answer(gql, mailbox):
+    email = unique_email("creds")
+    await register(gql, email)
+    await gql(ACTIVATE, {"token": await activation_token(mailbox, email)})
+
+    wrong = await sign_in(gql, email, "not the password at all")
+    unknown = await sign_in(gql, unique_email("nobody"), PASSWORD)
+
+    assert wrong == unknown
+    assert wrong["__typename"] == "InvalidCredentialsError"
