@@ -13,16 +13,21 @@ from stores.documents import OneTimeTokenDocument
 MAX_TOKEN_LENGTH = 256
 
 
-async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str) -> str:
-    """Create a link token (superseding earlier ones of this purpose) and return the full URL."""
+async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str,
+                base_url: str | None = None) -> str:
+    """Create a link token (superseding earlier ones of this purpose) and return the full URL.
+
+    ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page.
+    """
     now = ctx.now()
     await tokens.invalidate_for_subject(subject_id, purpose, ctx.now_ms())
     token = new_link_token()
     await tokens.insert(OneTimeTokenDocument(
-        id=token_hash(token), purpose=purpose, subject_id=subject_id,
+        id=token_hash(token), purpose=purpose, subject_id=subject_id, application_id=ctx.application.id,
         created_at=now, expires_at=now + timedelta(minutes=ttl_minutes),
     ))
-    return f"{ctx.rules.public_url}{path}?token={token}"
+    target = base_url or f"{ctx.rules.public_url}{path}"
+    return f"{target}{'&' if '?' in target else '?'}token={token}"
 
 
 def _checked(token: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pymongo
 from beanie import Document
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
 
@@ -37,11 +37,21 @@ class PolicyDocument(Document):
     password_reset_enabled: bool = True
     password_reset_ttl_minutes: int = 60
     username_mode: str = "EMAIL"  # EMAIL | PHONE | USERNAME
+    username_reminder_enabled: bool = True
     password_min_length: int = 8
     created_at: datetime
 
     class Settings:
         name = "policies"
+
+
+class Branding(BaseModel):
+    """What emails and hosted pages show for an application."""
+
+    logo_url: str | None = None
+    primary_color: str = "#2563eb"
+    accent_color: str = "#f59e0b"
+    support_email: str | None = None
 
 
 class ApplicationDocument(Document):
@@ -51,6 +61,8 @@ class ApplicationDocument(Document):
     policy_id: str
     identity_store_id: str
     is_default: bool = False
+    branding: Branding = Field(default_factory=Branding)
+    password_reset_url: str | None = None  # the application's own reset page, if it has one
     created_at: datetime
 
     class Settings:
@@ -70,6 +82,7 @@ class CustomerDocument(Document):
     password_hash: str
     status: str = "pending"  # pending | active | disabled
     email_verified: bool = False
+    locale: str | None = None
     created_at: datetime
     activated_at_ms: int | None = None
     updated_at_ms: int | None = None
@@ -125,6 +138,7 @@ class OneTimeTokenDocument(Document):
     id: str = Field(alias="_id")
     purpose: str
     subject_id: str
+    application_id: str | None = None
     created_at: datetime
     expires_at: datetime
     used: bool = False
@@ -168,6 +182,24 @@ class AuditEventDocument(Document):
         indexes = [IndexModel([("subject_id", 1)], name="subject"), IndexModel([("type", 1)], name="type")]
 
 
+class EmailTemplateDocument(Document):
+    """An application's override of one email kind, for one locale or (locale None) for all."""
+
+    id: str = Field(alias="_id")  # application_id:kind:locale-or-*
+    application_id: str
+    kind: str
+    locale: str | None = None
+    subject: str
+    html: str
+    text: str
+    created_at: datetime
+    updated_at_ms: int
+
+    class Settings:
+        name = "email_templates"
+        indexes = [IndexModel([("application_id", 1), ("kind", 1)], name="application_kind")]
+
+
 class OutboxDocument(Document):
     """An email on its way. Bodies are removed once delivered: they hold live links."""
 
@@ -200,5 +232,6 @@ ALL_DOCUMENTS = [
     OneTimeTokenDocument,
     RateCounterDocument,
     AuditEventDocument,
+    EmailTemplateDocument,
     OutboxDocument,
 ]
