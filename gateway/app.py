@@ -13,14 +13,14 @@ from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from gateway.config import Settings
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
-from resolvers import registration
+from resolvers import recovery, registration
 from resolvers.context import Clock, Context, RequestMeta
 from resolvers.errors import DomainError
 from resolvers.sessions import authenticate
@@ -28,6 +28,7 @@ from schema.root import build_schema
 
 logger = logging.getLogger("gateway")
 
+STATIC = Path(__file__).parent / "static"
 PAGES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
                              autoescape=select_autoescape(default=True))
 
@@ -41,6 +42,17 @@ def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str | None:
                 with contextlib.suppress(ValueError):
                     return str(ipaddress.ip_address(hop))
     return peer
+
+
+def preferred_locale(header: str | None) -> str | None:
+    """The first language tag of Accept-Language, as ``en`` or ``fr-CA``; None when absent or odd."""
+    first = (header or "").split(",")[0].split(";")[0].strip()
+    language, _, region = first.partition("-")
+    if not (2 <= len(language) <= 3 and language.isalpha()):
+        return None
+    if region and len(region) == 2 and region.isalpha():
+        return f"{language.lower()}-{region.upper()}"
+    return language.lower()
 
 
 def bearer_token(request: Request) -> str | None:
@@ -63,7 +75,8 @@ async def request_context(runtime: Runtime, request: Request, trusted: frozenset
                           token: str | None = None) -> Context:
     principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
     meta = RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
-                       request_id=request.headers.get("x-request-id") or uuid.uuid4().hex)
+                       request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+                       locale=preferred_locale(request.headers.get("accept-language")))
     try:
         return await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
                                      request=meta)
@@ -102,6 +115,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return page("activate.html", title="Account activation", application_name=ctx.application.name,
                     activated=False, resent=True)
 
+    async def reset_password_page(request: Request) -> Response:
+        ctx = await request_context(runtime, request, trusted)
+        token = request.query_params.get("token", "")
+        application = ctx.application
+        try:
+            application_id = await recovery.check_reset_token(ctx, token)
+            valid = True
+        except DomainError:
+            valid = False
+        else:
+            if application_id != application.id:
+                application = await runtime.application_by_id(application_id) or application
+        policy_min = ctx.policy.password_min_length
+        return page("reset_password.html", 200 if valid else 400, title="Reset your password",
+                    application_name=application.name, client_id=application.client_id, valid=valid,
+                    token=token if valid else "", min_length=policy_min)
+
+    async def reset_password_script(request: Request) -> Response:
+        return FileResponse(STATIC / "reset-password.js", media_type="text/javascript")
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -125,6 +158,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Route("/activate", activate, methods=["GET"]),
             Route("/activate/resend", activate_resend, methods=["POST"]),
+            Route("/reset-password", reset_password_page, methods=["GET"]),
+            Route("/assets/reset-password.js", reset_password_script, methods=["GET"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

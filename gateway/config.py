@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     activation_resend_email_attempts: int = 3
     activation_resend_ip_attempts: int = 20
     activation_resend_window_seconds: int = 3600
+    password_reset_email_attempts: int = 5
+    password_reset_ip_attempts: int = 30
+    password_reset_window_seconds: int = 3600
+    password_reset_token_attempts: int = 10
 
     # GraphQL limits
     graphql_max_depth: int = 12

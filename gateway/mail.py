@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from resolvers.context import Clock, epoch_ms
-from resolvers.mail_templates import render
+from resolvers.email_templates import render_for
 from resolvers.security import new_id
 from stores import outbox
 from stores.documents import ApplicationDocument, OutboxDocument
@@ -52,20 +52,16 @@ class SmtpTarget:
                    use_tls=use_tls, start_tls=start_tls, timeout=float(query.get("timeout", 10)))
 
 
-def branding(application: ApplicationDocument) -> dict[str, Any]:
-    return {"name": application.name, "primary_color": "#2563eb", "accent_color": "#f59e0b",
-            "logo_url": None, "support_email": None}
-
-
 class OutboxMailer:
     def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None) -> None:
         self._clock = clock
         self._sender = sender
         self._smtp = smtp
 
-    async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument) -> None:
+    async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
+                   locale: str | None = None) -> None:
         try:
-            rendered = render(kind, {**variables, "application": branding(application)})
+            rendered = await render_for(application, kind, variables, locale)
         except Exception:
             logger.exception("mail %s could not be rendered; not sent", kind)
             return

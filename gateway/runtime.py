@@ -46,6 +46,9 @@ def build_rules(settings: Settings) -> Rules:
         activation_resend_email=limit(settings.activation_resend_email_attempts,
                                       settings.activation_resend_window_seconds),
         activation_resend_ip=limit(settings.activation_resend_ip_attempts, settings.activation_resend_window_seconds),
+        reset_email=limit(settings.password_reset_email_attempts, settings.password_reset_window_seconds),
+        reset_ip=limit(settings.password_reset_ip_attempts, settings.password_reset_window_seconds),
+        reset_token=limit(settings.password_reset_token_attempts, settings.password_reset_window_seconds),
     )
 
 
@@ -134,6 +137,9 @@ class Runtime:
             self._apps.clear()
         self._apps[key] = (now, application, policy)
         return application, policy
+
+    async def application_by_id(self, application_id: str) -> ApplicationDocument | None:
+        return await config_store.get_application(application_id)
 
     def forget_applications(self) -> None:
         self._apps.clear()

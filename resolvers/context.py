@@ -26,7 +26,8 @@ def epoch_ms(moment: datetime) -> int:
 
 
 class Mailer(Protocol):
-    async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument) -> None:
+    async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
+                   locale: str | None = None) -> None:
         """Queue an email; never raises for delivery problems."""
 
 
@@ -52,6 +53,9 @@ class Rules:
     register_ip: Limit
     activation_resend_email: Limit
     activation_resend_ip: Limit
+    reset_email: Limit
+    reset_ip: Limit
+    reset_token: Limit
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class RequestMeta:
     ip_address: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    locale: str | None = None
 
 
 @dataclass

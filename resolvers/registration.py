@@ -83,7 +83,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     customer = CustomerDocument(
         id=new_id(), store_id=store_id, email=email, email_norm=normalize_identifier(email),
         username=username, username_norm=username_norm, given_name=given_name, family_name=family_name,
-        password_hash=password_hash, status="pending", created_at=ctx.now(),
+        password_hash=password_hash, status="pending", created_at=ctx.now(), locale=ctx.request.locale,
     )
     try:
         await customers.insert(customer)
@@ -95,15 +95,15 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
             taken.raise_if_any()
         await audit.record(ctx, "customer.register_existing", subject_id=existing.id, actor_kind="public")
         ctx.defer(ctx.mailer.send("registration_attempt", existing.email, {
-            "customer": _mail_view(existing), "signin_hint": existing.username,
-        }, ctx.application))
+            "customer": mail_view(existing), "signin_hint": existing.username,
+        }, ctx.application, existing.locale))
         return
 
     await audit.record(ctx, "customer.registered", subject_id=customer.id, actor_kind="public")
     ctx.defer(send_activation(ctx, customer))
 
 
-def _mail_view(customer: CustomerDocument) -> dict:
+def mail_view(customer: CustomerDocument) -> dict:
     return {"email": customer.email, "username": customer.username,
             "given_name": customer.given_name, "family_name": customer.family_name}
 
@@ -111,9 +111,9 @@ def _mail_view(customer: CustomerDocument) -> dict:
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
     url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate")
     await ctx.mailer.send("activation", customer.email, {
-        "customer": _mail_view(customer), "action_url": url,
+        "customer": mail_view(customer), "action_url": url,
         "expires_in_minutes": ctx.policy.activation_ttl_minutes,
-    }, ctx.application)
+    }, ctx.application, customer.locale)
 
 
 async def activate(ctx: Context, token: str) -> None:

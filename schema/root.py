@@ -23,7 +23,9 @@ from resolvers.errors import Denied
 from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.errors import EXCEPTION_HANDLERS
+from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
+from schema.templates import TemplateMutations, TemplateQueries
 
 logger = logging.getLogger("gateway.errors")
 
@@ -31,12 +33,12 @@ DENIAL_CODES = {"UNAUTHENTICATED", "FORBIDDEN"}
 
 
 @strawberry.type
-class Query(SessionQueries, AdminQueries):
+class Query(SessionQueries, AdminQueries, TemplateQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, AdminMutations):
+class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations):
     pass
 
 

@@ -1,0 +1,198 @@
+"""Per-application email templates and branding: the admin side.
+
+A template is checked when it is saved: each part must compile in the sandbox and
+render with the sample data of its kind. Sending therefore never meets a broken one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.sandbox import SecurityError
+
+from resolvers import audit
+from resolvers.context import Context
+from resolvers.errors import NotFound, Problems
+from resolvers.registration import validate_email
+from resolvers.mail_templates import PARTS, RenderedMail, default_source, kinds, render, render_source
+from stores import config, templates
+from stores.documents import ApplicationDocument, EmailTemplateDocument
+
+LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+MAX_SUBJECT = 998
+MAX_BODY = 100_000
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+SAMPLE_CUSTOMER = {"email": "ada@example.com", "username": "ada", "given_name": "Ada", "family_name": "Lovelace"}
+SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
+    "activation": {"customer": SAMPLE_CUSTOMER, "action_url": "https://example.com/activate?token=SAMPLE",
+                   "expires_in_minutes": 1440},
+    "registration_attempt": {"customer": SAMPLE_CUSTOMER, "signin_hint": "ada@example.com"},
+    "password_reset": {"customer": SAMPLE_CUSTOMER, "action_url": "https://example.com/reset-password?token=SAMPLE",
+                       "expires_in_minutes": 60},
+    "password_changed": {"customer": SAMPLE_CUSTOMER},
+    "username_reminder": {"customer": SAMPLE_CUSTOMER},
+}
+
+
+def branding_variables(application: ApplicationDocument) -> dict[str, Any]:
+    b = application.branding
+    return {"name": application.name, "logo_url": b.logo_url, "primary_color": b.primary_color,
+            "accent_color": b.accent_color, "support_email": b.support_email}
+
+
+@dataclass
+class TemplateView:
+    application_id: str
+    kind: str
+    locale: str | None
+    subject: str
+    html: str
+    text: str
+    is_default: bool
+
+
+async def _application(application_id: str) -> ApplicationDocument:
+    application = await config.get_application(application_id) if application_id and len(application_id) <= 64 else None
+    if application is None:
+        raise NotFound("No application has this id.", field="applicationId")
+    return application
+
+
+def _check_kind_locale(problems: Problems, kind: str, locale: str | None) -> None:
+    if kind not in kinds():
+        problems.add("kind", "INVALID", f"Choose one of: {', '.join(kinds())}.")
+    if locale is not None and not LOCALE_RE.match(locale):
+        problems.add("locale", "INVALID", "Use a language tag such as en or fr-CA.")
+
+
+def _default_view(application_id: str, kind: str) -> TemplateView:
+    return TemplateView(application_id, kind, None, *(default_source(kind, p) for p in PARTS), is_default=True)
+
+
+async def list_templates(ctx: Context, application_id: str) -> list[TemplateView]:
+    application = await _application(application_id)
+    overrides = {(t.kind, t.locale): t for t in await templates.for_application(application.id)}
+    views = []
+    for kind in kinds():
+        if (kind, None) not in overrides:
+            views.append(_default_view(application.id, kind))
+    for (kind, locale), t in sorted(overrides.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        views.append(TemplateView(application.id, kind, locale, t.subject, t.html, t.text, is_default=False))
+    return sorted(views, key=lambda v: (v.kind, v.locale or ""))
+
+
+def validate_sources(kind: str, sources: dict[str, str], application: ApplicationDocument) -> None:
+    problems = Problems()
+    for part in PARTS:
+        source = sources.get(part) or ""
+        limit = MAX_SUBJECT if part == "subject" else MAX_BODY
+        if not source.strip():
+            problems.add(part, "REQUIRED", f"The {part} cannot be empty.")
+            continue
+        if len(source) > limit:
+            problems.add(part, "TOO_LONG", f"Use at most {limit} characters.")
+            continue
+        try:
+            rendered = render_source(source, part, {**SAMPLE_VARIABLES[kind], "application": branding_variables(application)})
+        except TemplateSyntaxError as exc:
+            problems.add(part, "TEMPLATE_SYNTAX", f"Line {exc.lineno}: {exc.message}")
+            continue
+        except SecurityError as exc:
+            problems.add(part, "TEMPLATE_UNSAFE", f"Not allowed in templates: {exc}")
+            continue
+        except TemplateError as exc:
+            problems.add(part, "TEMPLATE_RENDER", f"Does not render with sample data: {exc.message or exc}")
+            continue
+        except Exception as exc:  # anything a template can raise at render time is a template problem
+            problems.add(part, "TEMPLATE_RENDER", f"Does not render with sample data: {type(exc).__name__}")
+            continue
+        if part != "subject" and "action_url" in SAMPLE_VARIABLES[kind] \
+                and SAMPLE_VARIABLES[kind]["action_url"] not in rendered:
+            problems.add(part, "MISSING_LINK", "This email must contain {{ action_url }}.")
+    problems.raise_if_any()
+
+
+async def update(ctx: Context, *, application_id: str, kind: str, locale: str | None,
+                 subject: str, html: str, text: str) -> TemplateView:
+    problems = Problems()
+    _check_kind_locale(problems, kind, locale)
+    problems.raise_if_any()
+    application = await _application(application_id)
+    validate_sources(kind, {"subject": subject, "html": html, "text": text}, application)
+    await templates.upsert(EmailTemplateDocument(
+        id=templates.template_id(application.id, kind, locale), application_id=application.id, kind=kind,
+        locale=locale, subject=subject, html=html, text=text, created_at=ctx.now(), updated_at_ms=ctx.now_ms(),
+    ))
+    await audit.record(ctx, "template.updated", subject_id=application.id, kind=kind, locale=locale)
+    return TemplateView(application.id, kind, locale, subject, html, text, is_default=False)
+
+
+async def reset(ctx: Context, *, application_id: str, kind: str, locale: str | None) -> TemplateView:
+    """Remove an override; what applies afterwards is returned (a less specific override, or the default)."""
+    problems = Problems()
+    _check_kind_locale(problems, kind, locale)
+    problems.raise_if_any()
+    application = await _application(application_id)
+    await templates.delete(application.id, kind, locale)
+    await audit.record(ctx, "template.reset", subject_id=application.id, kind=kind, locale=locale)
+    fallback = await templates.best_match(application.id, kind, locale)
+    if fallback is None:
+        return _default_view(application.id, kind)
+    return TemplateView(application.id, kind, fallback.locale, fallback.subject, fallback.html, fallback.text, False)
+
+
+async def render_for(application: ApplicationDocument, kind: str, variables: dict[str, Any],
+                     locale: str | None) -> RenderedMail:
+    """What a customer receives: the best override (application+locale, application), else the default."""
+    override = await templates.best_match(application.id, kind, locale)
+    sources = {p: getattr(override, p) for p in PARTS} if override else None
+    return render(kind, {**variables, "application": branding_variables(application)}, sources)
+
+
+async def preview(ctx: Context, *, application_id: str, kind: str, locale: str | None) -> RenderedMail:
+    problems = Problems()
+    _check_kind_locale(problems, kind, locale)
+    problems.raise_if_any()
+    application = await _application(application_id)
+    return await render_for(application, kind, SAMPLE_VARIABLES[kind], locale)
+
+
+async def update_branding(ctx: Context, *, application_id: str, changes: dict[str, Any]) -> ApplicationDocument:
+    """Change an application's name or branding; only the given fields change."""
+    problems = Problems()
+    application = await _application(application_id)
+    fields: dict[str, Any] = {}
+    if "name" in changes:
+        name = (changes["name"] or "").strip()
+        if not name or len(name) > 100:
+            problems.add("name", "INVALID", "Use 1 to 100 characters.")
+        fields["name"] = name
+    for key, field in (("primary_color", "primaryColor"), ("accent_color", "accentColor")):
+        if key in changes:
+            if not COLOR_RE.match(changes[key] or ""):
+                problems.add(field, "INVALID", "Use a colour such as #1a2b3c.")
+            fields[f"branding.{key}"] = changes[key]
+    if "logo_url" in changes:
+        logo = changes["logo_url"]
+        if logo is not None and (not logo.startswith("https://") or len(logo) > 2000 or any(c in logo for c in "\"'<> ")):
+            problems.add("logoUrl", "INVALID", "Use an https:// URL, or null to remove the logo.")
+        fields["branding.logo_url"] = logo
+    if "support_email" in changes:
+        support = changes["support_email"]
+        if support is not None:
+            validate_email(problems, support, "supportEmail")
+        fields["branding.support_email"] = support
+    if "password_reset_url" in changes:
+        url = changes["password_reset_url"]
+        if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 2000):
+            problems.add("passwordResetUrl", "INVALID", "Use an http(s):// URL, or null for the hosted page.")
+        fields["password_reset_url"] = url
+    problems.raise_if_any()
+    updated = await config.update_application(application.id, fields) if fields else application
+    await audit.record(ctx, "application.branding_updated", subject_id=application.id, fields=sorted(fields))
+    return updated

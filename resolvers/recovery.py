@@ -1,0 +1,116 @@
+"""Account recovery: password reset by emailed link, and the forgotten-username reminder.
+
+Requests always get the same answer, and all their work (look-up, rate limits, mail)
+runs after the response, so neither the answer nor its timing says whether an
+account exists.
+"""
+
+from __future__ import annotations
+
+from resolvers import audit, links, ratelimit
+from resolvers.context import Context, Limit
+from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
+from resolvers.passwords import check_password
+from resolvers.registration import mail_view, validate_email
+from resolvers.security import normalize_identifier, token_hash
+from stores import config, customers, sessions
+
+PASSWORD_RESET = "password_reset"
+RESET_TTL_MIN_MINUTES = 5
+RESET_TTL_MAX_MINUTES = 7 * 24 * 60
+
+
+def reset_ttl_minutes(configured: int) -> int:
+    return min(RESET_TTL_MAX_MINUTES, max(RESET_TTL_MIN_MINUTES, configured))
+
+
+async def _within_limits(ctx: Context, bucket: str, email_norm: str, per_email: Limit, per_ip: Limit) -> bool:
+    try:
+        await ratelimit.hit(ctx, f"{bucket}-ip", ctx.request.ip_address, per_ip)
+        await ratelimit.hit(ctx, f"{bucket}-email", email_norm, per_email)
+    except RateLimited:
+        return False
+    return True
+
+
+def _checked_email(email: str) -> str:
+    problems = Problems()
+    email = validate_email(problems, email)
+    problems.raise_if_any()
+    return email
+
+
+async def request_password_reset(ctx: Context, email: str) -> None:
+    if not ctx.policy.password_reset_enabled:
+        raise FeatureDisabled()
+    ctx.defer(_send_reset(ctx, _checked_email(email)))
+
+
+async def _send_reset(ctx: Context, email: str) -> None:
+    email_norm = normalize_identifier(email)
+    if not await _within_limits(ctx, "reset", email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
+        return
+    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
+    if customer is None or customer.status != "active":
+        return
+    ttl = reset_ttl_minutes(ctx.policy.password_reset_ttl_minutes)
+    url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
+                            base_url=ctx.application.password_reset_url)
+    await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
+    await ctx.mailer.send("password_reset", customer.email, {
+        "customer": mail_view(customer), "action_url": url, "expires_in_minutes": ttl,
+    }, ctx.application, customer.locale)
+
+
+async def check_reset_token(ctx: Context, token: str) -> str:
+    """The application id a usable reset token belongs to; InvalidToken otherwise. Uses nothing up."""
+    found = await links.peek(ctx, PASSWORD_RESET, token)
+    return found.application_id or ctx.application.id
+
+
+async def reset_password(ctx: Context, token: str, new_password: str, confirm_password: str) -> None:
+    """Set a new password from a reset link. Nothing changes unless the token is valid and wins the race."""
+    await ratelimit.hit(ctx, "reset-token", token_hash(token or "")[:32], ctx.rules.reset_token)
+    found = await links.peek(ctx, PASSWORD_RESET, token)
+    customer = await customers.get(found.subject_id)
+    if customer is None or customer.status != "active":
+        raise InvalidToken()
+    if new_password != confirm_password:
+        raise PasswordMismatch(field="confirmPassword")
+    policy = ctx.policy
+    if found.application_id and found.application_id != ctx.application.id:
+        application = await config.get_application(found.application_id)
+        policy = (await config.get_policy(application.policy_id) if application else None) or policy
+    check_password(new_password or "", min_length=policy.password_min_length,
+                   context=(customer.email, customer.email.split("@")[0], customer.username), field="newPassword")
+    password_hash = await ctx.hasher.hash(new_password)
+    used = await links.consume(ctx, PASSWORD_RESET, token)  # of concurrent uses, exactly one gets here
+    if used.subject_id != customer.id:
+        raise InvalidToken()
+    await customers.set_password_hash(customer.id, password_hash, ctx.now_ms())
+    ended = await sessions.delete_for_subject(customer.id)
+    # The real owner is never locked out by throttling: a reset clears the sign-in failure counters.
+    for identifier in {customer.email_norm, customer.username_norm}:
+        await ratelimit.reset(ctx, "customer-login-id", identifier, ctx.rules.login_identifier)
+    await audit.record(ctx, "customer.password_reset", subject_id=customer.id, actor_kind="customer",
+                       actor_id=customer.id, sessions_ended=ended)
+    ctx.defer(ctx.mailer.send("password_changed", customer.email, {"customer": mail_view(customer)},
+                              ctx.application, customer.locale))
+
+
+async def request_username_reminder(ctx: Context, email: str) -> None:
+    if ctx.policy.username_mode != "USERNAME" or not ctx.policy.username_reminder_enabled:
+        raise FeatureDisabled()
+    ctx.defer(_send_reminder(ctx, _checked_email(email)))
+
+
+async def _send_reminder(ctx: Context, email: str) -> None:
+    email_norm = normalize_identifier(email)
+    if not await _within_limits(ctx, "reminder", email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
+        return
+    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
+    if customer is None or customer.status == "disabled":
+        return
+    await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")
+    await ctx.mailer.send("username_reminder", customer.email, {"customer": mail_view(customer)},
+                          ctx.application, customer.locale)
