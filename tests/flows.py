@@ -46,8 +46,10 @@ SIGN_OUT = "mutation { sessionEnd { ended } }"
 PASSWORD = "correct horse battery staple"
 
 
-async def register(gql: GraphQLClient, email: str, password: str = PASSWORD, **extra) -> dict:
-    data = assert_no_errors(await gql(REGISTER, {"input": {"email": email, "password": password, **extra}}))
+async def register(gql: GraphQLClient, email: str, password: str = PASSWORD, headers: dict | None = None,
+                   **extra) -> dict:
+    data = assert_no_errors(await gql(REGISTER, {"input": {"email": email, "password": password, **extra}},
+                                      headers=headers))
     return data["accountRegister"]
 
 
@@ -61,11 +63,53 @@ async def sign_in(gql: GraphQLClient, identifier: str, password: str = PASSWORD)
     return data["sessionCreate"]
 
 
-async def active_customer(gql: GraphQLClient, mailbox: Mailbox, email: str, password: str = PASSWORD, **extra) -> str:
+async def active_customer(gql: GraphQLClient, mailbox: Mailbox, email: str, password: str = PASSWORD,
+                          headers: dict | None = None, **extra) -> str:
     """Register, activate from the mailed link and sign in; returns the session token."""
-    assert (await register(gql, email, password, **extra))["__typename"] == "AccountRegisterAccepted"
+    accepted = await register(gql, email, password, headers=headers, **extra)
+    assert accepted["__typename"] == "AccountRegisterAccepted", accepted
     token = await activation_token(mailbox, email)
     assert (assert_no_errors(await gql(ACTIVATE, {"token": token})))["accountActivate"]["__typename"] == "AccountActivated"
     session = await sign_in(gql, email, password)
     assert session["__typename"] == "SessionCreated", session
     return session["token"]
+
+ADMIN_SIGN_IN = """
+mutation AdminSignIn($input: AdminSessionCreateInput!) {
+  adminSessionCreate(input: $input) { __typename ... on SessionCreated { token } ... on Error { code message } }
+}
+"""
+
+ADMIN_PASSWORD = "a long and unguessable admin passphrase"
+
+
+async def admin_token(runtime, gql: GraphQLClient, role: str = "owner") -> str:
+    """Create an admin with this role through the same use case as the CLI, and sign it in."""
+    import uuid
+
+    from resolvers.admins import create_admin
+    from resolvers.context import RequestMeta
+
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    ctx = await runtime.context(client_id=None, principal=None, request=RequestMeta())
+    await create_admin(ctx, email, ADMIN_PASSWORD, role)
+    result = assert_no_errors(await gql(ADMIN_SIGN_IN, {"input": {"email": email, "password": ADMIN_PASSWORD}}))
+    assert result["adminSessionCreate"]["__typename"] == "SessionCreated", result
+    return result["adminSessionCreate"]["token"]
+
+
+async def new_application(runtime, *, name: str = "Other App", **policy_fields) -> tuple[str, str]:
+    """Insert an application with its own policy; returns (application id, client id)."""
+    import uuid
+
+    from stores import config
+    from stores.documents import ApplicationDocument, PolicyDocument
+
+    suffix = uuid.uuid4().hex[:10]
+    now = runtime.clock.now()
+    await config.insert_if_missing(PolicyDocument(id=f"policy-{suffix}", name=f"Policy {suffix}", created_at=now,
+                                                  **policy_fields))
+    await config.insert_if_missing(ApplicationDocument(
+        id=f"app-{suffix}", client_id=f"client-{suffix}", name=name, policy_id=f"policy-{suffix}",
+        identity_store_id="default", created_at=now))
+    return f"app-{suffix}", f"client-{suffix}"
