@@ -29,9 +29,12 @@ async def for_application(application_id: str) -> list[EmailTemplateDocument]:
 
 
 async def best_match(application_id: str, kind: str, locale: str | None) -> EmailTemplateDocument | None:
-    """application+locale, then application (any locale); None means the shipped default."""
+    """application+locale (fr-CA, then fr), then application (any locale); None means the shipped default."""
     ids = [template_id(application_id, kind, None)]
     if locale:
+        language = locale.split("-")[0]
+        if language != locale:
+            ids.insert(0, template_id(application_id, kind, language))
         ids.insert(0, template_id(application_id, kind, locale))
     found = {raw["_id"]: raw for raw in await _col().find({"_id": {"$in": ids}}).to_list()}
     for wanted in ids:
