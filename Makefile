@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test venv test-deps clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: serve test venv test-deps browser clean
 
 $(BIN)/identity-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,14 @@ test-deps: $(VENV)/.test-deps
 serve: $(BIN)/identity-gateway
 	$(BIN)/identity-gateway serve
 
-test: $(VENV)/.test-deps
+# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.test-deps browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

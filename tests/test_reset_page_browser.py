@@ -1,0 +1,109 @@
+"""The hosted reset dialog in a real browser: Debian's chromium driven by Playwright, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+import uvicorn
+from playwright.async_api import async_playwright
+
+from gateway.app import create_app
+from tests.flows import active_customer, sign_in
+from tests.support import GraphQLClient, free_port, unique_email
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+async def live_gateway(settings, clock):
+    """The gateway served by uvicorn on a loopback port, with emailed links pointing at it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"public_url": base}), clock=clock)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+        assert not task.done(), "uvicorn did not start"
+    yield base
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def test_reset_dialog_shows_mismatch_then_sets_the_password(live_gateway, browser, mailbox):
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_gateway) as http:
+        # given an active customer who asked for a reset link
+        gql = GraphQLClient(http, ip="127.0.0.1")
+        email = unique_email("browser")
+        await active_customer(gql, mailbox, email)
+        await gql("mutation($e: String!) { passwordResetRequest(input: {email: $e}) { __typename } }", {"e": email})
+        link = (await mailbox.wait_for(email, "reset your")).link("/reset-password")
+        assert link.startswith(live_gateway)
+
+        page = await browser.new_page()
+        try:
+            # when they open the link and type two different passwords
+            await page.goto(link)
+            await page.fill("#new-password", "a fresh passphrase 1")
+            await page.fill("#confirm-password", "a different passphrase 2")
+            await page.click("button[type=submit]")
+
+            # then they see the mismatch error
+            error = page.locator("#reset-error")
+            await error.wait_for(state="visible")
+            assert "do not match" in (await error.text_content())
+
+            # when they type a common password, they are told why it is refused
+            await page.fill("#new-password", "password")
+            await page.fill("#confirm-password", "password")
+            await page.click("button[type=submit]")
+            await page.wait_for_function("document.querySelector('#reset-error').textContent.includes('too common')")
+
+            # when they type the same good password twice
+            await page.fill("#new-password", "a fresh passphrase 1")
+            await page.fill("#confirm-password", "a fresh passphrase 1")
+            await page.click("button[type=submit]")
+
+            # then they see success, and the new password works
+            await page.locator("#reset-done").wait_for(state="visible")
+            assert "password has been changed" in (await page.locator("#reset-done").text_content())
+            assert (await sign_in(gql, email, "a fresh passphrase 1"))["__typename"] == "SessionCreated"
+
+            # and opening the used link again offers to request a new one
+            await page.goto(link)
+            expired = page.locator("#expired-section")
+            await expired.wait_for(state="visible")
+            assert "This link has expired; request a new one" in (await expired.text_content())
+            await page.fill("#email", email)
+            await page.click("#request-form button[type=submit]")
+            await page.locator("#request-done").wait_for(state="visible")
+            await mailbox.wait_for(email, "reset your", count=2)
+        finally:
+            await page.close()
+
+
+async def test_reset_page_for_an_unknown_token_offers_a_new_link(live_gateway, browser):
+    page = await browser.new_page()
+    try:
+        response = await page.goto(f"{live_gateway}/reset-password?token=not-a-real-token")
+        assert response.status == 400
+        assert await page.locator("#expired-section").is_visible()
+        assert await page.locator("#reset-form").count() == 0
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    finally:
+        await page.close()
