@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -23,7 +25,7 @@ venv: $(BIN)/identity-gateway
 test-deps: $(VENV)/.test-deps
 
 serve: $(BIN)/identity-gateway
-	$(BIN)/identity-gateway serve
+	GATEWAY_PUBLIC_URL=$${GATEWAY_PUBLIC_URL:-http://$(HOST):$(PORT)} $(BIN)/identity-gateway serve --host $(HOST) --port $(PORT)
 
 # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
 browser:

@@ -70,6 +70,7 @@ async def check_reset_token(ctx: Context, token: str) -> str:
 
 async def reset_password(ctx: Context, token: str, new_password: str, confirm_password: str) -> None:
     """Set a new password from a reset link. Nothing changes unless the token is valid and wins the race."""
+    await ratelimit.hit(ctx, "reset-submit-ip", ctx.request.ip_address, ctx.rules.reset_ip)
     await ratelimit.hit(ctx, "reset-token", token_hash(token or "")[:32], ctx.rules.reset_token)
     found = await links.peek(ctx, PASSWORD_RESET, token)
     customer = await customers.get(found.subject_id)
