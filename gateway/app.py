@@ -99,13 +99,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     async def activate(request: Request) -> Response:
         ctx = await request_context(runtime, request, trusted)
+        token = request.query_params.get("token", "")
+        already = False
         try:
-            await registration.activate(ctx, request.query_params.get("token", ""))
+            await registration.activate(ctx, token)
             activated = True
         except DomainError:
             activated = False
-        return page("activate.html", 200 if activated else 400, title="Account activation",
-                    application_name=ctx.application.name, activated=activated)
+            already = await registration.link_already_used_for_active_account(ctx, token)
+        return page("activate.html", 200 if activated or already else 400, title="Account activation",
+                    application_name=ctx.application.name, activated=activated, already=already)
 
     async def activate_resend(request: Request) -> Response:
         ctx = await request_context(runtime, request, trusted)

@@ -8,8 +8,8 @@ from resolvers import audit, links, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
 from resolvers.passwords import check_password
-from resolvers.security import new_id, normalize_identifier
-from stores import customers
+from resolvers.security import new_id, normalize_identifier, token_hash
+from stores import customers, tokens
 from stores.documents import CustomerDocument
 
 EMAIL_RE = re.compile(r"^[^@\s<>()\[\]\\,;:\"]+@[^@\s<>()\[\]\\,;:\"]+\.[^@\s<>()\[\]\\,;:\"]+$")
@@ -143,3 +143,14 @@ async def _resend(ctx: Context, email: str) -> None:
     customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
     if customer is not None and customer.status == "pending":
         await send_activation(ctx, customer)
+
+
+async def link_already_used_for_active_account(ctx: Context, token: str) -> bool:
+    """True when this activation link was used and its account is active (a mail scanner may have opened it)."""
+    if not token or len(token) > links.MAX_TOKEN_LENGTH:
+        return False
+    found = await tokens.get(token_hash(token.strip()))
+    if found is None or found.purpose != ACTIVATION or not found.used:
+        return False
+    customer = await customers.get(found.subject_id)
+    return customer is not None and customer.status == "active"

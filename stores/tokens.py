@@ -34,3 +34,9 @@ async def invalidate_for_subject(subject_id: str, purpose: str, now_ms: int) -> 
         {"$set": {"used": True, "used_at_ms": now_ms}},
     )
     return result.modified_count
+
+
+async def get(token_hash: str) -> OneTimeTokenDocument | None:
+    """A token whatever its state (used, expired): only to tell a link's holder what already happened."""
+    raw = await _col().find_one({"_id": token_hash})
+    return OneTimeTokenDocument.model_validate(raw) if raw else None
