@@ -18,7 +18,7 @@ from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock
 from resolvers.passwords import PasswordHasher
 from stores import config as config_store
-from stores.database import bind, close_client, open_client
+from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
 
 logger = logging.getLogger("gateway")
@@ -83,8 +83,7 @@ class Runtime:
             self.embedded = EmbeddedDatabase(self.settings.data_dir)
             uri = await asyncio.to_thread(self.embedded.acquire)
         self._uri = uri
-        self.client = open_client(uri)
-        await bind(self.client, self.settings.database_name)
+        self.client = await connect(uri, self.settings.database_name)
         self.default_application = await ensure_defaults(self.clock.now())
         self._retry_task = asyncio.create_task(self.mailer.run_retries())
 
@@ -94,7 +93,7 @@ class Runtime:
             self._retry_task = None
         await self.drain()
         if self.client is not None:
-            await close_client(self._uri)
+            await disconnect(self._uri, self.settings.database_name)
             self.client = None
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.release)

@@ -64,6 +64,7 @@ class Principal:
     subject_id: str
     session_id: str
     permissions: frozenset[str] = frozenset()
+    profile: Any = None  # the session's copy of the customer profile (a dict), for the hot path
 
 
 @dataclass

@@ -9,15 +9,18 @@ from resolvers.context import Context
 from resolvers.errors import Problems, unauthenticated
 from resolvers.security import normalize_identifier
 from stores import customers
-from stores.documents import CustomerDocument
+from stores.documents import CustomerDocument, CustomerProfile
 
 MAX_PAGE = 100
 MAX_SEARCH = 100
 
 
-async def me(ctx: Context) -> CustomerDocument:
+async def me(ctx: Context) -> CustomerDocument | CustomerProfile:
+    """The signed-in customer: from the session's profile copy when it has one (no second round trip)."""
     if ctx.principal is None or ctx.principal.kind != "customer":
         raise unauthenticated()
+    if ctx.principal.profile is not None:
+        return CustomerProfile.model_validate(ctx.principal.profile)
     customer = await ctx.loaders.customer.load(ctx.principal.subject_id)
     if customer is None:
         raise unauthenticated()

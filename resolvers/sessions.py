@@ -9,7 +9,7 @@ from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
 from resolvers.security import new_id, new_session_token, normalize_identifier, token_hash
 from stores import admins, customers, sessions
-from stores.documents import SessionDocument
+from stores.documents import CustomerDocument, CustomerProfile, SessionDocument
 
 MAX_IDENTIFIER = 320
 MAX_PASSWORD_INPUT = 1024
@@ -29,6 +29,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "support": frozenset({"customers:read", "sessions:read", "sessions:write", "audit:read"}),
     "viewer": frozenset({"customers:read", "sessions:read", "audit:read"}),
 }
+
+
+def profile_of(customer: CustomerDocument) -> CustomerProfile:
+    return CustomerProfile.model_validate(customer.model_dump(include=set(CustomerProfile.model_fields)))
 
 
 def _ttl(rules: Rules, kind: str) -> tuple[int, int]:
@@ -51,7 +55,8 @@ def _credentials(identifier: str, password: str, field: str) -> str:
     return normalize_identifier(identifier)
 
 
-async def create_session(ctx: Context, kind: str, subject_id: str) -> tuple[str, SessionDocument]:
+async def create_session(ctx: Context, kind: str, subject_id: str,
+                         profile: CustomerProfile | None = None) -> tuple[str, SessionDocument]:
     absolute, idle = _ttl(ctx.rules, kind)
     now, now_ms = ctx.now(), ctx.now_ms()
     token = new_session_token(kind)
@@ -60,6 +65,7 @@ async def create_session(ctx: Context, kind: str, subject_id: str) -> tuple[str,
         created_at=now, expires_at=now + timedelta(seconds=absolute),
         idle_expires_at_ms=now_ms + idle * 1000, last_seen_at_ms=now_ms,
         ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
+        profile=profile,
     )
     await sessions.insert(session)
     return token, session
@@ -89,7 +95,7 @@ async def sign_in(ctx: Context, identifier: str, password: str) -> tuple[str, Se
     if ctx.hasher.needs_rehash(customer.password_hash):
         await customers.set_password_hash(customer.id, await ctx.hasher.hash(password), ctx.now_ms())
     await ratelimit.reset(ctx, "customer-login-id", identifier_norm, ctx.rules.login_identifier)
-    token, session = await create_session(ctx, "customer", customer.id)
+    token, session = await create_session(ctx, "customer", customer.id, profile_of(customer))
     await audit.record(ctx, "customer.login_succeeded", subject_id=customer.id,
                        actor_kind="customer", actor_id=customer.id, session_id=session.id)
     return token, session
@@ -128,17 +134,19 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
     session = await sessions.find_active_by_token_hash(token_hash(token), now, now_ms)
     if session is None:
         return None
+    kind, subject_id, session_id = session["kind"], session["subject_id"], session["_id"]
     permissions: frozenset[str] = frozenset()
-    if session.kind == "admin":
-        admin = await admins.get(session.subject_id)
+    if kind == "admin":
+        admin = await admins.get(subject_id)
         if admin is None or admin.disabled:
             return None
         permissions = ROLE_PERMISSIONS.get(admin.role, frozenset())
     interval_ms = rules.session_touch_interval_seconds * 1000
-    if now_ms - session.last_seen_at_ms >= interval_ms:
-        _, idle = _ttl(rules, session.kind)
-        await sessions.touch(session.id, now_ms, now_ms + idle * 1000, now_ms - interval_ms + 1)
-    return Principal(kind=session.kind, subject_id=session.subject_id, session_id=session.id, permissions=permissions)
+    if now_ms - session["last_seen_at_ms"] >= interval_ms:
+        _, idle = _ttl(rules, kind)
+        await sessions.touch(session_id, now_ms, now_ms + idle * 1000, now_ms - interval_ms + 1)
+    return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
+                     profile=session.get("profile"))
 
 
 async def list_own(ctx: Context) -> list[SessionDocument]:

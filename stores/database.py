@@ -2,17 +2,23 @@
 
 Beanie binds documents once per process, so a process shares one client per URI
 between everything that runs in it (several apps in tests, the CLI); the client
-closes when its last user lets go.
+closes when its last user disconnects, and the documents go back to the binding
+that was in force before.
 """
 
 from __future__ import annotations
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener
 
 from stores.documents import ALL_DOCUMENTS
 
+# Listeners given to clients created from now on (tests count commands with these).
+COMMAND_LISTENERS: list[CommandListener] = []
+
 _shared: dict[str, list] = {}  # uri -> [client, users]
+_bindings: list[tuple[str, str]] = []  # (uri, database name), the last one in force
 
 
 def make_client(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient:
@@ -23,27 +29,38 @@ def make_client(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient:
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 2, 10000),
         uuidRepresentation="standard",
+        event_listeners=list(COMMAND_LISTENERS),
     )
 
 
-def open_client(uri: str) -> AsyncMongoClient:
+async def _bind(uri: str, database_name: str) -> None:
+    await init_beanie(database=_shared[uri][0][database_name], document_models=ALL_DOCUMENTS)
+
+
+async def connect(uri: str, database_name: str) -> AsyncMongoClient:
+    """Open (or share) the client for this URI and bind the documents to the database (idempotent indexes)."""
     entry = _shared.get(uri)
     if entry is None:
         entry = _shared[uri] = [make_client(uri), 0]
     entry[1] += 1
+    _bindings.append((uri, database_name))
+    await _bind(uri, database_name)
     return entry[0]
 
 
-async def close_client(uri: str) -> None:
+async def disconnect(uri: str, database_name: str) -> None:
+    """Let go of the client; the last user closes it. Earlier bindings come back into force."""
+    if (uri, database_name) in _bindings:
+        index = len(_bindings) - 1 - _bindings[::-1].index((uri, database_name))
+        was_current = index == len(_bindings) - 1
+        del _bindings[index]
+    else:
+        was_current = False
     entry = _shared.get(uri)
-    if entry is None:
-        return
-    entry[1] -= 1
-    if entry[1] <= 0:
-        del _shared[uri]
-        await entry[0].close()
-
-
-async def bind(client: AsyncMongoClient, database_name: str) -> None:
-    """Bind the Beanie documents to a database and create their indexes (idempotent)."""
-    await init_beanie(database=client[database_name], document_models=ALL_DOCUMENTS)
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _shared[uri]
+            await entry[0].close()
+    if was_current and _bindings:
+        await _bind(*_bindings[-1])

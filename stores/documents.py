@@ -109,8 +109,29 @@ class AdminDocument(Document):
         indexes = [IndexModel([("email_norm", 1)], unique=True, name="admin_email_unique")]
 
 
+class CustomerProfile(BaseModel):
+    """The part of a customer that the signed-in hot path reads, copied into each of their sessions.
+
+    Every change to these fields must also refresh the copies (stores.sessions.refresh_profile).
+    """
+
+    id: str
+    store_id: str
+    email: str
+    username: str
+    given_name: str | None = None
+    family_name: str | None = None
+    email_verified: bool = False
+    status: str
+    created_at: datetime
+
+
 class SessionDocument(Document):
-    """A sign-in. ``_id`` is the public session id; the bearer token is stored only as its SHA-256."""
+    """A sign-in. ``_id`` is the public session id; the bearer token is stored only as its SHA-256.
+
+    A customer session carries a copy of the customer's profile, so that an authenticated
+    ``me`` costs one database round trip (nx-27017 has no working $lookup to join instead).
+    """
 
     id: str = Field(alias="_id")
     token_hash: str
@@ -122,6 +143,7 @@ class SessionDocument(Document):
     last_seen_at_ms: int
     ip_address: str | None = None
     user_agent: str | None = None
+    profile: CustomerProfile | None = None
 
     class Settings:
         name = "sessions"

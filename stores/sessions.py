@@ -13,11 +13,17 @@ async def insert(session: SessionDocument) -> None:
     await _col().insert_one(session.model_dump(by_alias=True))
 
 
-async def find_active_by_token_hash(token_hash: str, now: datetime, now_ms: int) -> SessionDocument | None:
-    raw = await _col().find_one(
-        {"token_hash": token_hash, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
+async def find_active_by_token_hash(token_hash: str, now: datetime, now_ms: int) -> dict | None:
+    """The raw session document (the hot path skips model validation), or None if none is active."""
+    return await _col().find_one(
+        {"token_hash": token_hash, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}},
+        {"token_hash": 0},
     )
-    return SessionDocument.model_validate(raw) if raw else None
+
+
+async def refresh_profile(subject_id: str, profile: dict) -> None:
+    """Copy a customer's changed profile into all of their sessions."""
+    await _col().update_many({"subject_id": subject_id}, {"$set": {"profile": profile}})
 
 
 async def touch(session_id: str, now_ms: int, idle_expires_at_ms: int, not_since_ms: int) -> None:
