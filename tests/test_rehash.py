@@ -7,7 +7,7 @@ from tests.flows import active_customer, sign_in
 from tests.support import GraphQLClient, unique_email
 
 
-async def test_sign_in_rehashes_with_current_parameters(settings, clock, mailbox):
+async def test_sign_in_rehashes_with_current_parameters(gateway, settings, clock, mailbox):
     from stores.documents import CustomerDocument
 
     email = unique_email("rehash")
