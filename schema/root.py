@@ -52,7 +52,8 @@ class ErrorPolicy(MaskErrors):
             if isinstance(original, Denied):
                 processed.append(GraphQLError(original.message, nodes=error.nodes, path=error.path,
                                               extensions={"code": original.code}))
-            elif original is None or (error.extensions or {}).get("code") in DENIAL_CODES:
+            elif error.path is None or original is None or (error.extensions or {}).get("code") in DENIAL_CODES:
+                # No path: a request-level error (syntax, validation, variable coercion) that describes the input.
                 processed.append(error)
             else:
                 error_id = uuid.uuid4().hex[:16]
