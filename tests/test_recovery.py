@@ -223,3 +223,45 @@ async def test_reset_works_for_an_account_throttled_by_failed_sign_ins(settings,
         assert assert_no_errors(await gql(RESET, reset_input(token)))["passwordReset"]["__typename"] == "PasswordResetDone"
 
         assert (await sign_in(gql, email, NEW_PASSWORD))["__typename"] == "SessionCreated"
+
+
+async def test_policy_lifetime_and_the_applications_own_reset_page(gql, mailbox, runtime, clock):
+    from stores import config
+
+    # given an application with a 10-minute reset lifetime and its own reset page
+    application_id, client_id = await new_application(runtime, password_reset_ttl_minutes=10)
+    await config.update_application(application_id, {"password_reset_url": "https://shop.example/account/reset?x=1"})
+    runtime.forget_applications()
+    headers = {"x-application-id": client_id}
+    email = unique_email("ownpage")
+    await active_customer(gql, mailbox, email, headers=headers)
+
+    # when the customer asks for a reset
+    assert_no_errors(await gql(REQUEST, {"email": email}, headers=headers))
+    mail = await mailbox.wait_for(email, "reset your")
+
+    # then the link points at the application's page, carrying the token, and says 10 minutes
+    link = next(word for word in mail.text.split() if word.startswith("https://shop.example/"))
+    assert link.startswith("https://shop.example/account/reset?x=1&token=")
+    assert "expires in 10 minutes" in mail.text
+    token = link.split("token=", 1)[1]
+
+    # and the link stops working after 10 minutes
+    clock.advance(minutes=11)
+    late = assert_no_errors(await gql(RESET, reset_input(token), headers=headers))["passwordReset"]
+    assert late["__typename"] == "InvalidTokenError"
+
+
+async def test_lifetimes_outside_the_bounds_are_clamped(gql, mailbox, runtime, clock):
+    _, client_id = await new_application(runtime, password_reset_ttl_minutes=1)
+    headers = {"x-application-id": client_id}
+    email = unique_email("clamped")
+    await active_customer(gql, mailbox, email, headers=headers)
+    assert_no_errors(await gql(REQUEST, {"email": email}, headers=headers))
+    mail = await mailbox.wait_for(email, "reset your")
+    assert "expires in 5 minutes" in mail.text  # never shorter than 5 minutes
+
+    clock.advance(minutes=4)
+    token = mail.token("/reset-password")
+    assert assert_no_errors(await gql(RESET, reset_input(token), headers=headers))["passwordReset"] == {
+        "__typename": "PasswordResetDone"}
