@@ -7,6 +7,7 @@ import binascii
 
 from resolvers.context import Context
 from resolvers.errors import Problems, unauthenticated
+from resolvers.registration import is_text
 from resolvers.security import normalize_identifier
 from stores import customers
 from stores.documents import CustomerDocument, CustomerProfile
@@ -28,7 +29,7 @@ async def me(ctx: Context) -> CustomerDocument | CustomerProfile:
 
 
 async def get(ctx: Context, customer_id: str) -> CustomerDocument | None:
-    if not customer_id or len(customer_id) > 64:
+    if not customer_id or len(customer_id) > 64 or not is_text(customer_id):
         return None
     customer = await ctx.loaders.customer.load(customer_id)
     if customer is None or customer.store_id != ctx.application.identity_store_id:
@@ -60,6 +61,8 @@ async def page(ctx: Context, *, first: int, after: str | None, search: str | Non
     after_id = _decode_cursor(problems, after)
     if search is not None and len(search) > MAX_SEARCH:
         problems.add("search", "TOO_LONG", f"Use at most {MAX_SEARCH} characters.")
+    elif search is not None and not is_text(search):
+        problems.add("search", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
     docs, has_next = await customers.page(
         ctx.application.identity_store_id, first=first, after=after_id,

@@ -12,10 +12,21 @@ from resolvers.security import new_id, normalize_identifier, token_hash
 from stores import customers, tokens
 from stores.documents import CustomerDocument
 
-EMAIL_RE = re.compile(r"^[^@\s<>()\[\]\\,;:\"]+@[^@\s<>()\[\]\\,;:\"]+\.[^@\s<>()\[\]\\,;:\"]+$")
+# Control characters and lone surrogates are not allowed either: they cannot be mailed or stored.
+_EMAIL_CHAR = r"[^@\s<>()\[\]\\,;:\"\x00-\x1f\x7f\ud800-\udfff]"
+EMAIL_RE = re.compile(rf"^{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+$")
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")  # no "@", so a username never collides with an email
 NAME_MAX = 100
 ACTIVATION = "activation"
+
+
+def is_text(value: str) -> bool:
+    """False for a string with a lone surrogate (valid JSON, but not Unicode text: it cannot be stored or hashed)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_email(problems: Problems, email: str, field: str = "email") -> str:
@@ -33,7 +44,7 @@ def _validate_name(problems: Problems, value: str | None, field: str) -> str | N
     value = value.strip()
     if len(value) > NAME_MAX:
         problems.add(field, "TOO_LONG", f"Use at most {NAME_MAX} characters.")
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or not is_text(value):
         problems.add(field, "INVALID", "Remove control characters.")
     return value or None
 
@@ -67,6 +78,8 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     username = _username(problems, ctx.policy.username_mode, username, email)
     given_name = _validate_name(problems, given_name, "givenName")
     family_name = _validate_name(problems, family_name, "familyName")
+    if password and not is_text(password):
+        problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
     check_password(password or "", min_length=ctx.policy.password_min_length,
                    context=(email, email.split("@")[0], username))

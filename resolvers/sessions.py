@@ -7,6 +7,7 @@ from datetime import timedelta
 from resolvers import audit, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
+from resolvers.registration import is_text
 from resolvers.security import new_id, new_session_token, normalize_identifier, token_hash
 from stores import admins, customers, sessions
 from stores.documents import CustomerDocument, CustomerProfile, SessionDocument
@@ -47,10 +48,14 @@ def _credentials(identifier: str, password: str, field: str) -> str:
         problems.add(field, "REQUIRED", "Enter your email or username." if field == "identifier" else "Enter your email.")
     elif len(identifier) > MAX_IDENTIFIER:
         problems.add(field, "TOO_LONG", f"Use at most {MAX_IDENTIFIER} characters.")
+    elif not is_text(identifier):
+        problems.add(field, "INVALID", "Remove characters that are not valid text.")
     if not password:
         problems.add("password", "REQUIRED", "Enter your password.")
     elif len(password) > MAX_PASSWORD_INPUT:
         problems.add("password", "TOO_LONG", f"Use at most {MAX_PASSWORD_INPUT} characters.")
+    elif not is_text(password):
+        problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
     return normalize_identifier(identifier)
 
