@@ -169,5 +169,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    from gateway.http_guard import HttpGuard  # here, not at the top, while app.py has another editor
+
+    app.add_middleware(HttpGuard)  # inside SecurityHeaders, so its refusals get the headers too
     app.add_middleware(SecurityHeaders, production=settings.is_production)
     return app
