@@ -2,7 +2,8 @@
 
 Several processes (gateway instances, the CLI) may use one data directory. The first
 one starts the server and records its port in a state file; the others reuse it.
-Each user registers its pid under ``nx-27017.users/``; the server stops when the
+Each user (each ``EmbeddedDatabase`` that acquired it, so one process may hold several)
+registers a ``<pid>.<suffix>`` file under ``nx-27017.users/``; the server stops when the
 last live user releases it (or, after a crash, when its watchdog finds none left).
 """
 
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +33,9 @@ COORD_FILE = "nx-27017.coord.lock"
 USERS_DIR = "nx-27017.users"
 
 START_TIMEOUT_SECONDS = 30.0
+
+# Servers started by this process, so that whichever user stops one can also reap it.
+_children: dict[int, subprocess.Popen] = {}
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -57,7 +62,7 @@ def live_users(data_dir: Path) -> list[int]:
     pids = []
     for entry in users.glob("*") if users.exists() else []:
         try:
-            pid = int(entry.name)
+            pid = int(entry.name.split(".", 1)[0])
         except ValueError:
             continue
         if _alive(pid):
@@ -65,6 +70,22 @@ def live_users(data_dir: Path) -> list[int]:
         else:
             entry.unlink(missing_ok=True)
     return pids
+
+
+def _is_server_for(pid: int, data_dir: Path) -> bool:
+    """True when this pid is an nx-27017 launcher for this data directory (pids get reused, e.g. after a reboot)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask ps
+        try:
+            out = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True,
+                                 timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return "gateway.nxserver" in out and str(data_dir) in out
+    return b"gateway.nxserver" in args and str(data_dir).encode() in args
 
 
 def _ping(port: int, timeout: float = 1.0) -> bool:
@@ -92,6 +113,7 @@ class EmbeddedDatabase:
         self.data_dir = Path(data_dir).resolve()
         self._proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self._user_file: Path | None = None
 
     @property
     def uri(self) -> str:
@@ -129,7 +151,9 @@ class EmbeddedDatabase:
                 self._start()
             users = self.data_dir / USERS_DIR
             users.mkdir(exist_ok=True)
-            (users / str(os.getpid())).touch()
+            if self._user_file is None:
+                self._user_file = users / f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
+            self._user_file.touch()
         return self.uri
 
     def _start(self) -> None:
@@ -149,6 +173,7 @@ class EmbeddedDatabase:
                     break
                 if _ping(port, timeout=0.5):
                     self._proc, self.port = proc, port
+                    _children[proc.pid] = proc
                     state = {"pid": proc.pid, "port": port}
                     tmp = self.data_dir / (STATE_FILE + ".tmp")
                     tmp.write_text(json.dumps(state))
@@ -162,7 +187,14 @@ class EmbeddedDatabase:
         raise EmbeddedDatabaseError(f"{last_error}; see {self.data_dir / 'nx-27017.launcher.log'}")
 
     def _stop_pid(self, pid: int | None, timeout: float = 10.0) -> None:
+        child = _children.get(pid) if pid else None
+        if child is not None and child.poll() is not None:
+            _children.pop(pid, None)
+            return
         if not pid or not _alive(pid):
+            return
+        if child is None and not _is_server_for(pid, self.data_dir):
+            logger.warning("embedded database: pid %s is not our server; leaving it alone", pid)
             return
         try:
             os.kill(pid, signal.SIGTERM)
@@ -170,8 +202,9 @@ class EmbeddedDatabase:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.pid == pid:
-                if self._proc.poll() is not None:
+            if child is not None:
+                if child.poll() is not None:
+                    _children.pop(pid, None)
                     return
             elif not _alive(pid):
                 return
@@ -180,13 +213,16 @@ class EmbeddedDatabase:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        if self._proc is not None and self._proc.pid == pid:
-            self._proc.wait(5)
+        if child is not None:
+            child.wait(5)
+            _children.pop(pid, None)
 
     def release(self) -> None:
         """Unregister this process; stop the server when no other user is left."""
         with self._coordination():
-            (self.data_dir / USERS_DIR / str(os.getpid())).unlink(missing_ok=True)
+            if self._user_file is not None:
+                self._user_file.unlink(missing_ok=True)
+                self._user_file = None
             if live_users(self.data_dir):
                 return
             state = self._read_state()
