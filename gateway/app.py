@@ -18,6 +18,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from gateway.config import Settings
+from gateway.http_guard import HttpGuard
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
 from resolvers import recovery, registration
@@ -169,8 +170,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    from gateway.http_guard import HttpGuard  # here, not at the top, while app.py has another editor
-
     app.add_middleware(HttpGuard)  # inside SecurityHeaders, so its refusals get the headers too
     app.add_middleware(SecurityHeaders, production=settings.is_production)
     return app

@@ -33,23 +33,6 @@ async def hit(ctx: Context, bucket: str, key: str | None, limit: Limit) -> None:
         raise RateLimited(retry_after)
 
 
-async def check(ctx: Context, bucket: str, key: str | None, limit: Limit) -> None:
-    """Raise RateLimited when the limit is already used up, without counting."""
-    if not key:
-        return
-    index, retry_after = _window(ctx, limit)
-    if await ratelimits.current(_counter_id(ctx, bucket, key, index)) >= limit.attempts:
-        raise RateLimited(retry_after)
-
-
-async def count(ctx: Context, bucket: str, key: str, limit: Limit) -> None:
-    """Count one event without checking (e.g. a failed login)."""
-    index, _ = _window(ctx, limit)
-    await ratelimits.increment(
-        _counter_id(ctx, bucket, key, index), ctx.now() + timedelta(seconds=limit.window_seconds * 2)
-    )
-
-
 async def reset(ctx: Context, bucket: str, key: str, limit: Limit) -> None:
     index, _ = _window(ctx, limit)
     await ratelimits.clear(_counter_id(ctx, bucket, key, index))

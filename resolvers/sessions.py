@@ -78,11 +78,10 @@ async def create_session(ctx: Context, kind: str, subject_id: str,
 
 async def _throttle(ctx: Context, scope: str, identifier_norm: str) -> None:
     await ratelimit.hit(ctx, f"{scope}-login-ip", ctx.request.ip_address, ctx.rules.login_ip)
-    await ratelimit.check(ctx, f"{scope}-login-id", identifier_norm, ctx.rules.login_identifier)
+    await ratelimit.hit(ctx, f"{scope}-login-id", identifier_norm, ctx.rules.login_identifier)
 
 
 async def _failed(ctx: Context, scope: str, identifier_norm: str, subject_id: str | None) -> InvalidCredentials:
-    await ratelimit.count(ctx, f"{scope}-login-id", identifier_norm, ctx.rules.login_identifier)
     await audit.record(ctx, f"{scope}.login_failed", subject_id=subject_id, actor_kind="public")
     return InvalidCredentials()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from functools import partial
 
 import strawberry
 from graphql import GraphQLError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -30,6 +32,12 @@ from schema.templates import TemplateMutations, TemplateQueries
 logger = logging.getLogger("gateway.errors")
 
 DENIAL_CODES = {"UNAUTHENTICATED", "FORBIDDEN"}
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please try again in a few seconds."
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """The database could not be reached in time (down, failing over, overloaded): worth a retry, not a bug."""
+    return isinstance(error, ConnectionFailure) or (isinstance(error, PyMongoError) and error.timeout)
 
 
 @strawberry.type
@@ -55,6 +63,10 @@ class ErrorPolicy(MaskErrors):
             elif error.path is None or original is None or (error.extensions or {}).get("code") in DENIAL_CODES:
                 # No path: a request-level error (syntax, validation, variable coercion) that describes the input.
                 processed.append(error)
+            elif database_unavailable(original):
+                logger.warning("database unavailable at %s: %s", error.path, type(original).__name__)
+                processed.append(GraphQLError(UNAVAILABLE_MESSAGE, nodes=error.nodes, path=error.path,
+                                              extensions={"code": "SERVICE_UNAVAILABLE"}))
             else:
                 error_id = uuid.uuid4().hex[:16]
                 logger.error("unexpected error %s at %s", error_id, error.path, exc_info=original)
@@ -63,8 +75,23 @@ class ErrorPolicy(MaskErrors):
         return processed
 
 
+class GatewaySchema(strawberry.Schema):
+    """Logs refused documents by their message only, cut short.
+
+    Strawberry's default logs ``str(error)``, which prints the offending source lines: most of a
+    2000-token document would land in the log, at ERROR level, for every malformed request.
+    Errors raised while resolving are not logged here: ErrorPolicy logs the unexpected ones with their id.
+    """
+
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        for error in errors:
+            if error.original_error is None:
+                logger.info("graphql request refused: %.200s", error.message)
+
+
 def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15,
-                 max_tokens: int = 2000) -> strawberry.Schema:
+                 max_tokens: int = 2000, extra_extensions: Sequence = ()) -> strawberry.Schema:
+    """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent."""
     # Factories, not instances: Strawberry builds fresh extensions per request (the caches are module-level).
     extensions = [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
@@ -76,7 +103,8 @@ def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: 
     ]
     if production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    extensions.extend(extra_extensions)
+    return GatewaySchema(
         query=Query, mutation=Mutation, extensions=extensions, exception_handlers=EXCEPTION_HANDLERS,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
