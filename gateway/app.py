@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
-import uuid
 from pathlib import Path
 
 from cross_web import HTTPException
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
+from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from gateway import observability
 from gateway.config import Settings
 from gateway.http_guard import HttpGuard
 from gateway.runtime import Runtime, UnknownApplication
@@ -25,11 +27,12 @@ from resolvers import recovery, registration
 from resolvers.context import Clock, Context, RequestMeta
 from resolvers.errors import DomainError
 from resolvers.sessions import authenticate
-from schema.root import build_schema
+from schema.root import UNAVAILABLE_MESSAGE, build_schema, database_unavailable
 
 logger = logging.getLogger("gateway")
 
 STATIC = Path(__file__).parent / "static"
+READY_TIMEOUT_SECONDS = 1.0
 PAGES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
                              autoescape=select_autoescape(default=True))
 
@@ -72,11 +75,29 @@ class GatewayGraphQL(GraphQL):
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
 
 
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A database error outside GraphQL execution (authentication, application look-up, pages).
+
+    Unreachable or timed out: HTTP 503 with Retry-After, GraphQL-shaped (extensions.code
+    SERVICE_UNAVAILABLE) on /graphql. Any other database error stays a 500.
+    """
+    if not database_unavailable(exc):
+        raise exc
+    logger.warning("database unavailable at %s: %s", request.url.path, type(exc).__name__)
+    headers = {"retry-after": "5"}
+    if request.url.path.rstrip("/").endswith("/graphql"):
+        return JSONResponse({"data": None, "errors": [{"message": UNAVAILABLE_MESSAGE,
+                                                        "extensions": {"code": "SERVICE_UNAVAILABLE"}}]},
+                            status_code=503, headers=headers)
+    return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
+
+
 async def request_context(runtime: Runtime, request: Request, trusted: frozenset[str],
                           token: str | None = None) -> Context:
     principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
     meta = RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
-                       request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+                       request_id=observability.current_request_id()
+                       or observability.accepted_request_id(request.headers.get("x-request-id")),
                        locale=preferred_locale(request.headers.get("accept-language")))
     try:
         return await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
@@ -90,7 +111,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings.check()
     runtime = Runtime(settings, clock)
     schema = build_schema(production=settings.is_production, max_depth=settings.graphql_max_depth,
-                          max_aliases=settings.graphql_max_aliases, max_tokens=settings.graphql_max_tokens)
+                          max_aliases=settings.graphql_max_aliases, max_tokens=settings.graphql_max_tokens,
+                          extra_extensions=[observability.OperationMetrics])
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted
@@ -143,8 +165,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        # Bounded: a stopped or unreachable database must not hold the probe for the full client timeout.
         try:
-            await runtime.client.admin.command("ping")
+            await asyncio.wait_for(runtime.client.admin.command("ping"), READY_TIMEOUT_SECONDS)
         except Exception:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -166,10 +189,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/assets/reset-password.js", reset_password_script, methods=["GET"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", observability.metrics_endpoint(
+                settings.metrics_token.get_secret_value() if settings.metrics_token else None), methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={PyMongoError: database_error},
     )
     app.state.runtime = runtime
     app.add_middleware(HttpGuard)  # inside SecurityHeaders, so its refusals get the headers too
     app.add_middleware(SecurityHeaders, production=settings.is_production)
+    app.add_middleware(observability.RequestIdMiddleware)  # outermost: every log line of the request has its id
     return app

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from gateway.config import ConfigurationError, Settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str, fmt: str = "text", *, production: bool = False) -> None:
+    """JSON or text lines on stderr, each with the request id, secrets blanked (gateway/observability.py)."""
+    from gateway.observability import configure_logging
+
+    configure_logging(level, fmt, production=production)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -20,13 +22,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.effective_log_format, production=settings.is_production)
     try:
         app = create_app(settings)
     except ConfigurationError as exc:
         print(f"identity-gateway: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+    # log_config=None: uvicorn's own loggers (errors, access) go through the handler configured above.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), log_config=None,
                 proxy_headers=False, server_header=False)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,12 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     log_level: str = "INFO"
+    # json or text; unset: json in production, text in development.
+    log_format: Literal["json", "text"] | None = None
+    # Server selection and connect timeout; socket reads time out at twice this.
+    mongodb_timeout_ms: int = Field(default=3000, ge=100, le=120_000)
+    # When set, GET /metrics requires `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
 
     # Sessions
     session_absolute_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -79,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.production
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")
 
     def check(self) -> None:
         """Refuse unsafe production settings."""

@@ -83,7 +83,7 @@ class Runtime:
             self.embedded = EmbeddedDatabase(self.settings.data_dir)
             uri = await asyncio.to_thread(self.embedded.acquire)
         self._uri = uri
-        self.client = await connect(uri, self.settings.database_name)
+        self.client = await connect(uri, self.settings.database_name, timeout_ms=self.settings.mongodb_timeout_ms)
         self.default_application = await ensure_defaults(self.clock.now())
         self._retry_task = asyncio.create_task(self.mailer.run_retries())
 

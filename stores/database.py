@@ -21,13 +21,18 @@ _shared: dict[str, list] = {}  # uri -> [client, users]
 _bindings: list[tuple[str, str]] = []  # (uri, database name), the last one in force
 
 
-def make_client(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient:
+DEFAULT_TIMEOUT_MS = 3000
+
+
+def make_client(uri: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> AsyncMongoClient:
+    """A client that gives up quickly when the database is away (GATEWAY_MONGODB_TIMEOUT_MS): finding a
+    server and connecting take at most ``timeout_ms``, one read at most twice that."""
     return AsyncMongoClient(
         uri,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(timeout_ms * 2, 10000),
+        socketTimeoutMS=timeout_ms * 2,
         uuidRepresentation="standard",
         event_listeners=list(COMMAND_LISTENERS),
     )
@@ -37,11 +42,12 @@ async def _bind(uri: str, database_name: str) -> None:
     await init_beanie(database=_shared[uri][0][database_name], document_models=ALL_DOCUMENTS)
 
 
-async def connect(uri: str, database_name: str) -> AsyncMongoClient:
-    """Open (or share) the client for this URI and bind the documents to the database (idempotent indexes)."""
+async def connect(uri: str, database_name: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> AsyncMongoClient:
+    """Open (or share) the client for this URI and bind the documents to the database (idempotent indexes).
+    A shared client keeps the timeout of the first user."""
     entry = _shared.get(uri)
     if entry is None:
-        entry = _shared[uri] = [make_client(uri), 0]
+        entry = _shared[uri] = [make_client(uri, timeout_ms=timeout_ms), 0]
     entry[1] += 1
     _bindings.append((uri, database_name))
     await _bind(uri, database_name)

@@ -1,0 +1,295 @@
+"""Observability: request ids, structured (JSON) logs without secrets, and Prometheus metrics.
+
+- ``RequestIdMiddleware`` (pure ASGI, so contextvars reach the handlers and the deferred work they
+  start) takes a safe ``X-Request-Id`` from the caller or makes one, keeps it in a contextvar for
+  every log line written during the request, and echoes it back as a response header.
+- ``configure_logging`` installs one handler on the root logger, JSON or text, that stamps each
+  line with the request id and blanks secrets (session tokens, ``token=`` query values) whatever
+  logger wrote them, uvicorn's access log included. The only exception is the development outbox,
+  whose purpose is to log activation and reset links (it cannot run in production: SMTP is
+  mandatory there).
+- Metrics, served at ``/metrics`` in the Prometheus text format: GraphQL requests and latency by
+  operation (the first root field, a bounded set), sign-in outcomes, HTTP responses by route,
+  and the depth of the mail queue (read from the outbox at scrape time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from graphql import FieldNode, OperationDefinitionNode
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from strawberry.extensions import SchemaExtension
+
+# -- request ids ---------------------------------------------------------------------------------
+
+_request_id: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def accepted_request_id(value: str | None) -> str:
+    """The caller's request id when it is safe to log and echo (short, plain characters), else a new one."""
+    if value and SAFE_REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+KNOWN_PATHS = frozenset({"/graphql", "/activate", "/activate/resend", "/reset-password",
+                         "/assets/reset-password.js", "/healthz", "/readyz", "/metrics"})
+
+HTTP_RESPONSES = Counter("gateway_http_responses_total", "HTTP responses by route and status code.",
+                         ["path", "status"])
+
+
+class RequestIdMiddleware:
+    """Outermost middleware: one id per request, in the log context and the X-Request-Id response header."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = accepted_request_id(incoming)
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                HTTP_RESPONSES.labels(path, str(message["status"])).inc()
+            await send(message)
+
+        token = _request_id.set(request_id)
+        # On an exception the id stays set, so the server's error and access lines that follow carry it
+        # (servers run each request in its own task, so it goes no further).
+        await self.app(scope, receive, send_with_id)
+        _request_id.reset(token)
+
+
+# -- logs ----------------------------------------------------------------------------------------
+
+# Session tokens (gwc_/gwa_ + 43 url-safe characters) and the values of secret-bearing query
+# parameters (emailed links carry ?token=...).
+SESSION_TOKEN = re.compile(r"\b(gw[ac]_)[A-Za-z0-9_\-]{8,}")
+SECRET_PARAMETER = re.compile(r"(?i)\b((?:token|password|secret|code)=)[^&\s\"'<>]+")
+DEV_OUTBOX_LOGGER = "gateway.mail"
+
+
+def redact(text: str) -> str:
+    text = SESSION_TOKEN.sub(r"\1[redacted]", text)
+    return SECRET_PARAMETER.sub(r"\1[redacted]", text)
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id on every record (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
+
+
+class _Redacting:
+    production: bool
+
+    def _keep_links(self, record: logging.LogRecord) -> bool:
+        # The development outbox logs links on purpose; nowhere else, and never in production.
+        return not self.production and record.name == DEV_OUTBOX_LOGGER
+
+
+class TextFormatter(_Redacting, logging.Formatter):
+    def __init__(self, production: bool = False) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+        self.production = production
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "request_id"):
+            record.request_id = _request_id.get()
+        text = super().format(record)
+        return text if self._keep_links(record) else redact(text)
+
+
+class JsonFormatter(_Redacting, logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, and the exception if any."""
+
+    def __init__(self, production: bool = False) -> None:
+        super().__init__()
+        self.production = production
+
+    def format(self, record: logging.LogRecord) -> str:
+        keep = self._keep_links(record)
+        clean = (lambda s: s) if keep else redact
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": clean(record.getMessage()),
+            "request_id": getattr(record, "request_id", None) or _request_id.get(),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _, status = record.args
+            entry.update(client=client, method=method, path=clean(str(path)), status=status)
+        if record.exc_info:
+            entry["exception"] = clean("".join(traceback.format_exception(*record.exc_info)).rstrip())
+        elif record.exc_text:
+            entry["exception"] = clean(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = clean(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str = "text", *, production: bool = False, stream=None) -> logging.Handler:
+    """One handler on the root logger; uvicorn's loggers propagate to it (serve passes log_config=None)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(production) if fmt == "json" else TextFormatter(production))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    return handler
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+GRAPHQL_REQUESTS = Counter("gateway_graphql_requests_total",
+                           "GraphQL operations by root field, operation type and outcome (ok or error).",
+                           ["operation", "type", "outcome"])
+GRAPHQL_LATENCY = Histogram("gateway_graphql_request_duration_seconds",
+                            "Time to parse, validate and execute a GraphQL operation, by root field.",
+                            ["operation"],
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+LOGINS = Counter("gateway_logins_total", "Sign-in attempts by kind (customer, admin) and outcome.",
+                 ["kind", "outcome"])
+MAIL_QUEUE = Gauge("gateway_mail_queue_depth", "Emails waiting in the outbox to be sent (pending or sending).")
+
+ANONYMOUS = "anonymous"
+MAX_LABEL = 64
+LOGIN_FIELDS = {"sessionCreate": "customer", "adminSessionCreate": "admin"}
+LOGIN_OUTCOMES = {
+    "SessionCreated": "success",
+    "InvalidCredentialsError": "invalid_credentials",
+    "AccountNotActivatedError": "not_activated",
+    "RateLimitedError": "rate_limited",
+    "InvalidInputError": "invalid_input",
+}
+
+
+def _selected_operation(document, operation_name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == operation_name), None)
+
+
+def operation_label(execution_context) -> tuple[str, str]:
+    """(root field, operation type) of the operation that ran.
+
+    The label is the first root field when the schema has it, because that set is bounded by the
+    schema; a client-chosen operationName is not, so it never becomes a label. Introspection is
+    ``introspection``; anything else (unparsable, unknown field, fragment at the root) is ``anonymous``.
+    """
+    document = execution_context.graphql_document
+    if document is None:
+        return ANONYMOUS, "unknown"
+    try:
+        operation = _selected_operation(document, execution_context.operation_name)
+    except Exception:
+        operation = None
+    if operation is None:
+        return ANONYMOUS, "unknown"
+    kind = operation.operation.value
+    first = next((s for s in operation.selection_set.selections if isinstance(s, FieldNode)), None)
+    if first is None:
+        return ANONYMOUS, kind
+    name = first.name.value
+    if name.startswith("__"):
+        return ("introspection" if name in ("__schema", "__type") else ANONYMOUS), kind
+    graphql_schema = execution_context.schema._schema
+    root = {"query": graphql_schema.query_type, "mutation": graphql_schema.mutation_type,
+            "subscription": graphql_schema.subscription_type}.get(kind)
+    if root is None or name not in root.fields:
+        return ANONYMOUS, kind
+    return name[:MAX_LABEL], kind
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts and times every GraphQL operation, and counts sign-in outcomes."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        operation, kind = operation_label(self.execution_context)
+        result = self.execution_context.result
+        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
+        GRAPHQL_REQUESTS.labels(operation, kind, outcome).inc()
+        GRAPHQL_LATENCY.labels(operation).observe(elapsed)
+
+    def resolve(self, _next: Callable, root: Any, info, *args, **kwargs):
+        kind = LOGIN_FIELDS.get(info.field_name)
+        if kind is None or info.parent_type.name != "Mutation":
+            return _next(root, info, *args, **kwargs)
+        return self._count_login(kind, _next(root, info, *args, **kwargs))
+
+    @staticmethod
+    async def _count_login(kind: str, pending) -> Any:
+        try:
+            result = await pending if inspect.isawaitable(pending) else pending
+        except Exception:
+            LOGINS.labels(kind, "error").inc()
+            raise
+        LOGINS.labels(kind, LOGIN_OUTCOMES.get(type(result).__name__, "other")).inc()
+        return result
+
+
+async def refresh_mail_queue(timeout: float = 1.0) -> None:
+    """Read the outbox depth; on a database hiccup keep the last value rather than fail the scrape."""
+    from stores import outbox
+
+    try:
+        MAIL_QUEUE.set(await asyncio.wait_for(outbox.pending_count(), timeout))
+    except Exception:
+        logging.getLogger("gateway.metrics").warning("mail queue depth not refreshed: database unavailable")
+
+
+def metrics_endpoint(token: str | None = None, timeout: float = 1.0):
+    """The /metrics handler; with a token, scrapers must send ``Authorization: Bearer <token>``."""
+
+    async def metrics(request: Request) -> Response:
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                return PlainTextResponse("Unauthorized", status_code=401, headers={"www-authenticate": "Bearer"})
+        await refresh_mail_queue(timeout)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
