@@ -23,7 +23,7 @@ from gateway.config import Settings
 from gateway.http_guard import HttpGuard
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
-from resolvers import recovery, registration
+from resolvers import links, recovery, registration
 from resolvers.context import Clock, Context, RequestMeta
 from resolvers.errors import DomainError
 from resolvers.sessions import authenticate
@@ -92,18 +92,34 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
 
 
-async def request_context(runtime: Runtime, request: Request, trusted: frozenset[str],
-                          token: str | None = None) -> Context:
-    principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
-    meta = RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
+def request_meta(request: Request, trusted: frozenset[str]) -> RequestMeta:
+    return RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
                        request_id=observability.current_request_id()
                        or observability.accepted_request_id(request.headers.get("x-request-id")),
                        locale=preferred_locale(request.headers.get("accept-language")))
+
+
+async def request_context(runtime: Runtime, request: Request, trusted: frozenset[str],
+                          token: str | None = None) -> Context:
+    principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
     try:
         return await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
-                                     request=meta)
+                                     request=request_meta(request, trusted))
     except UnknownApplication:
         raise HTTPException(400, "Unknown application: check the X-Application-Id header.") from None
+
+
+async def page_context(runtime: Runtime, request: Request, trusted: frozenset[str], *,
+                       link_token: str | None = None, client_id: str | None = None) -> Context:
+    """Pages act for the application that issued the link: a browser sends no X-Application-Id."""
+    application_id = await links.issuing_application(link_token) if link_token else None
+    if application_id:
+        application = await runtime.application_by_id(application_id)
+        client_id = application.client_id if application else None
+    try:
+        return await runtime.context(client_id=client_id, principal=None, request=request_meta(request, trusted))
+    except UnknownApplication:
+        return await runtime.context(client_id=None, principal=None, request=request_meta(request, trusted))
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
@@ -121,8 +137,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return HTMLResponse(PAGES.get_template(name).render(**variables), status_code=status)
 
     async def activate(request: Request) -> Response:
-        ctx = await request_context(runtime, request, trusted)
         token = request.query_params.get("token", "")
+        ctx = await page_context(runtime, request, trusted, link_token=token)
         already = False
         try:
             await registration.activate(ctx, token)
@@ -131,32 +147,28 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             activated = False
             already = await registration.link_already_used_for_active_account(ctx, token)
         return page("activate.html", 200 if activated or already else 400, title="Account activation",
-                    application_name=ctx.application.name, activated=activated, already=already)
+                    application_name=ctx.application.name, client_id=ctx.application.client_id,
+                    activated=activated, already=already)
 
     async def activate_resend(request: Request) -> Response:
-        ctx = await request_context(runtime, request, trusted)
         form = await request.form()
+        ctx = await page_context(runtime, request, trusted, client_id=str(form.get("client_id", ""))[:100] or None)
         with contextlib.suppress(DomainError):
             await registration.resend_activation(ctx, str(form.get("email", ""))[:320])
         return page("activate.html", title="Account activation", application_name=ctx.application.name,
-                    activated=False, resent=True)
+                    client_id=ctx.application.client_id, activated=False, resent=True)
 
     async def reset_password_page(request: Request) -> Response:
-        ctx = await request_context(runtime, request, trusted)
         token = request.query_params.get("token", "")
-        application = ctx.application
+        ctx = await page_context(runtime, request, trusted, link_token=token)
         try:
-            application_id = await recovery.check_reset_token(ctx, token)
+            await recovery.check_reset_token(ctx, token)
             valid = True
         except DomainError:
             valid = False
-        else:
-            if application_id != application.id:
-                application = await runtime.application_by_id(application_id) or application
-        policy_min = ctx.policy.password_min_length
         return page("reset_password.html", 200 if valid else 400, title="Reset your password",
-                    application_name=application.name, client_id=application.client_id, valid=valid,
-                    token=token if valid else "", min_length=policy_min)
+                    application_name=ctx.application.name, client_id=ctx.application.client_id, valid=valid,
+                    token=token if valid else "", min_length=ctx.policy.password_min_length)
 
     async def reset_password_script(request: Request) -> Response:
         return FileResponse(STATIC / "reset-password.js", media_type="text/javascript")

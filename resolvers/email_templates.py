@@ -28,6 +28,7 @@ MAX_BODY = 100_000
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 SAMPLE_CUSTOMER = {"email": "ada@example.com", "username": "ada", "given_name": "Ada", "family_name": "Lovelace"}
+SPARSE_CUSTOMER = {**SAMPLE_CUSTOMER, "given_name": None, "family_name": None}
 SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
     "activation": {"customer": SAMPLE_CUSTOMER, "action_url": "https://example.com/activate?token=SAMPLE",
                    "expires_in_minutes": 1440},
@@ -86,6 +87,14 @@ async def list_templates(ctx: Context, application_id: str) -> list[TemplateView
     return sorted(views, key=lambda v: (v.kind, v.locale or ""))
 
 
+def _samples(kind: str, application: ApplicationDocument) -> list[dict[str, Any]]:
+    full = {**SAMPLE_VARIABLES[kind], "application": branding_variables(application)}
+    sparse = {**full, "application": {**full["application"], "logo_url": None, "support_email": None}}
+    if "customer" in full:
+        sparse["customer"] = SPARSE_CUSTOMER
+    return [full, sparse]
+
+
 def validate_sources(kind: str, sources: dict[str, str], application: ApplicationDocument) -> None:
     problems = Problems()
     for part in PARTS:
@@ -98,7 +107,8 @@ def validate_sources(kind: str, sources: dict[str, str], application: Applicatio
             problems.add(part, "TOO_LONG", f"Use at most {limit} characters.")
             continue
         try:
-            rendered = render_source(source, part, {**SAMPLE_VARIABLES[kind], "application": branding_variables(application)})
+            for sample in _samples(kind, application):  # filled in, and with every optional value missing
+                rendered = render_source(source, part, sample)
         except TemplateSyntaxError as exc:
             problems.add(part, "TEMPLATE_SYNTAX", f"Line {exc.lineno}: {exc.message}")
             continue

@@ -50,3 +50,11 @@ async def peek(ctx: Context, purpose: str, token: str) -> OneTimeTokenDocument:
     if found is None:
         raise InvalidToken()
     return found
+
+
+async def issuing_application(token: str) -> str | None:
+    """The application that issued a link, whatever the link's state; None for an unknown link."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    found = await tokens.get(token_hash(token.strip()))
+    return found.application_id if found else None

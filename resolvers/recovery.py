@@ -14,6 +14,7 @@ from resolvers.passwords import check_password
 from resolvers.registration import mail_view, validate_email
 from resolvers.security import normalize_identifier, token_hash
 from stores import config, customers, sessions
+from stores.documents import ApplicationDocument, PolicyDocument
 
 PASSWORD_RESET = "password_reset"
 RESET_TTL_MIN_MINUTES = 5
@@ -62,10 +63,19 @@ async def _send_reset(ctx: Context, email: str) -> None:
     }, ctx.application, customer.locale)
 
 
-async def check_reset_token(ctx: Context, token: str) -> str:
-    """The application id a usable reset token belongs to; InvalidToken otherwise. Uses nothing up."""
-    found = await links.peek(ctx, PASSWORD_RESET, token)
-    return found.application_id or ctx.application.id
+async def check_reset_token(ctx: Context, token: str) -> None:
+    """InvalidToken unless the reset link is usable. Uses nothing up."""
+    await links.peek(ctx, PASSWORD_RESET, token)
+
+
+async def _issuing(ctx: Context, application_id: str | None) -> tuple[ApplicationDocument, PolicyDocument]:
+    """The application that issued a link, and its policy (the request's own when they are the same)."""
+    if application_id and application_id != ctx.application.id:
+        application = await config.get_application(application_id)
+        policy = await config.get_policy(application.policy_id) if application else None
+        if application is not None and policy is not None:
+            return application, policy
+    return ctx.application, ctx.policy
 
 
 async def reset_password(ctx: Context, token: str, new_password: str, confirm_password: str) -> None:
@@ -76,12 +86,11 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
     customer = await customers.get(found.subject_id)
     if customer is None or customer.status != "active":
         raise InvalidToken()
+    application, policy = await _issuing(ctx, found.application_id)
+    if not policy.password_reset_enabled:
+        raise FeatureDisabled()
     if new_password != confirm_password:
         raise PasswordMismatch(field="confirmPassword")
-    policy = ctx.policy
-    if found.application_id and found.application_id != ctx.application.id:
-        application = await config.get_application(found.application_id)
-        policy = (await config.get_policy(application.policy_id) if application else None) or policy
     check_password(new_password or "", min_length=policy.password_min_length,
                    context=(customer.email, customer.email.split("@")[0], customer.username), field="newPassword")
     password_hash = await ctx.hasher.hash(new_password)
@@ -96,7 +105,7 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
     await audit.record(ctx, "customer.password_reset", subject_id=customer.id, actor_kind="customer",
                        actor_id=customer.id, sessions_ended=ended)
     ctx.defer(ctx.mailer.send("password_changed", customer.email, {"customer": mail_view(customer)},
-                              ctx.application, customer.locale))
+                              application, customer.locale))
 
 
 async def request_username_reminder(ctx: Context, email: str) -> None:

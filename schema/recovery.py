@@ -54,7 +54,8 @@ PasswordResetRequestResult = Annotated[
     PasswordResetRequested | FeatureDisabledError | InvalidInputError, strawberry.union("PasswordResetRequestResult")
 ]
 PasswordResetResult = Annotated[
-    PasswordResetDone | InvalidTokenError | PasswordMismatchError | PasswordPolicyError | RateLimitedError,
+    PasswordResetDone | InvalidTokenError | PasswordMismatchError | PasswordPolicyError | RateLimitedError
+    | FeatureDisabledError,
     strawberry.union("PasswordResetResult"),
 ]
 UsernameReminderRequestResult = Annotated[

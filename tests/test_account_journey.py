@@ -75,3 +75,30 @@ async def test_wrong_password_and_unknown_account_get_the_same_answer(gql, mailb
 
     assert wrong == unknown
     assert wrong["__typename"] == "InvalidCredentialsError"
+
+
+async def test_activation_page_speaks_for_the_application_that_sent_the_link(gql, http, mailbox, runtime):
+    from tests.flows import new_application
+
+    # given a customer of another application, with a 30-minute activation lifetime
+    _, client_id = await new_application(runtime, name="Acme Shop", activation_ttl_minutes=30)
+    email = unique_email("acme")
+    await register(gql, email, headers={"x-application-id": client_id})
+    mail = await mailbox.wait_for(email, "activate")
+    assert "expires in 30 minutes" in mail.text
+
+    # when they open the link (a browser sends no application header; a forged one changes nothing)
+    page = await http.get("/activate", params={"token": mail.token("/activate")},
+                          headers={"x-application-id": "no-such-client"})
+
+    # then the page is that application's
+    assert page.status_code == 200 and "Acme Shop" in page.text
+
+
+async def test_pages_never_fail_on_an_unknown_application_header(http):
+    for path in ("/activate", "/reset-password"):
+        response = await http.get(path, params={"token": "nope"}, headers={"x-application-id": "no-such-client"})
+        assert response.status_code == 400 and "<h1" in response.text
+    resend = await http.post("/activate/resend", data={"email": "someone@example.com", "client_id": "nope"},
+                             headers={"x-application-id": "no-such-client"})
+    assert resend.status_code == 200 and "emailed a new link" in resend.text

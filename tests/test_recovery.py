@@ -265,3 +265,26 @@ async def test_lifetimes_outside_the_bounds_are_clamped(gql, mailbox, runtime, c
     token = mail.token("/reset-password")
     assert assert_no_errors(await gql(RESET, reset_input(token), headers=headers))["passwordReset"] == {
         "__typename": "PasswordResetDone"}
+
+
+async def test_links_stop_working_when_the_policy_disables_reset(gql, mailbox, runtime):
+    from stores import config
+
+    application_id, client_id = await new_application(runtime)
+    headers = {"x-application-id": client_id}
+    email = unique_email("switchedoff")
+    await active_customer(gql, mailbox, email, headers=headers)
+    token = await reset_token_for(gql, mailbox, email, headers)
+
+    application = await config.get_application(application_id)
+    await config.update_policy(application.policy_id, {"password_reset_enabled": False})
+    runtime.forget_applications()
+
+    refused = assert_no_errors(await gql(RESET, reset_input(token)))["passwordReset"]
+    assert refused["__typename"] == "FeatureDisabledError"
+    assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+
+
+async def reset_token_for(gql, mailbox, email: str, headers: dict) -> str:
+    assert_no_errors(await gql(REQUEST, {"email": email}, headers=headers))
+    return (await mailbox.wait_for(email, "reset your")).token("/reset-password")

@@ -123,14 +123,15 @@ async def test_locale_override_falls_back_to_application_then_default(gql, mailb
 async def test_broken_templates_are_rejected_at_save(gql, runtime):
     application_id, _ = await new_application(runtime)
     admin = await admin_token(runtime, gql)
-    cases = {
-        "TEMPLATE_SYNTAX": {"html": "<p>{% if %}</p>"},
-        "TEMPLATE_RENDER": {"text": "Hello {{ nobody.knows }} {{ action_url }}"},
-        "TEMPLATE_UNSAFE": {"text": "{{ action_url }} {{ ''.__class__.__mro__[1].__subclasses__() }}"},
-        "MISSING_LINK": {"text": "No link here, {{ customer.email }}"},
-        "REQUIRED": {"subject": "   "},
-    }
-    for code, parts in cases.items():
+    cases = [
+        ("TEMPLATE_SYNTAX", {"html": "<p>{% if %}</p>"}),
+        ("TEMPLATE_RENDER", {"text": "Hello {{ nobody.knows }} {{ action_url }}"}),
+        ("TEMPLATE_UNSAFE", {"text": "{{ action_url }} {{ ''.__class__.__mro__[1].__subclasses__() }}"}),
+        ("MISSING_LINK", {"text": "No link here, {{ customer.email }}"}),
+        ("REQUIRED", {"subject": "   "}),
+        ("TEMPLATE_RENDER", {"text": "{{ action_url }} {{ customer.given_name.upper() }}"}),  # given_name may be null
+    ]
+    for code, parts in cases:
         result = assert_no_errors(await gql(UPDATE, template_input(application_id, **parts), token=admin))
         rejected = result["emailTemplateUpdate"]
         assert rejected["__typename"] == "InvalidInputError", (code, rejected)
