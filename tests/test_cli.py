@@ -129,5 +129,5 @@ def test_exported_schema_matches_the_committed_schema_graphql(repo_root):
 
     # then they are the same (run `identity-gateway export-schema > schema.graphql` after changing the schema)
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout == committed, "schema.graphql is stale: run `identity-gateway export-schema > schema.graphql`"
+    assert exported.stdout == committed, "stale: run `identity-gateway export-schema > schema.graphql`"
     assert "type Query" in committed and "type Mutation" in committed

@@ -1,0 +1,339 @@
+"""The MongoDB semantics the stores rely on, pinned against whichever database the fixture gives
+(nx-27017 by default, a real MongoDB when GATEWAY_MONGODB_URI is set), in the spirit of Kratos'
+TestFlowPersister. A change of database that breaks one of these breaks the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pymongo import ReturnDocument
+
+from resolvers.context import epoch_ms
+from stores import admins, config, customers, outbox, ratelimits, sessions, tokens
+from stores.documents import (AdminDocument, CustomerDocument, CustomerProfile, OneTimeTokenDocument, OutboxDocument,
+                              PolicyDocument, SessionDocument)
+
+
+@pytest.fixture(autouse=True)
+def _bound(app):
+    """The session gateway has bound the documents to the test database."""
+
+
+def uid() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def customer(store_id: str, email: str, username: str | None = None, **extra) -> CustomerDocument:
+    username = username or email
+    return CustomerDocument(id=uid(), store_id=store_id, email=email, email_norm=email.lower(), username=username,
+                            username_norm=username.lower(), password_hash="$argon2id$x", created_at=now(), **extra)
+
+
+def session(subject_id: str, *, expires_at: datetime, idle_ms: int, last_seen_ms: int = 0,
+            created_at: datetime | None = None) -> SessionDocument:
+    return SessionDocument(id=uid(), token_hash=uid(), kind="customer", subject_id=subject_id,
+                           created_at=created_at or now(), expires_at=expires_at, idle_expires_at_ms=idle_ms,
+                           last_seen_at_ms=last_seen_ms)
+
+
+def link_token(subject_id: str, purpose: str = "contract", expires_in: timedelta = timedelta(hours=1)):
+    return OneTimeTokenDocument(id=uid(), purpose=purpose, subject_id=subject_id, created_at=now(),
+                                expires_at=now() + expires_in)
+
+
+# -- unique indexes ---------------------------------------------------------------------------------
+
+
+async def test_unique_compound_index_rejects_a_duplicate_email_in_one_store_only():
+    # given a customer in a store
+    store, email = f"store-{uid()}", f"{uid()}@example.com"
+    await customers.insert(customer(store, email))
+
+    # when another customer with the same normalised email is inserted in that store, and in another store
+    with pytest.raises(customers.DuplicateCustomer):
+        await customers.insert(customer(store, email.upper(), username=f"other-{uid()}"))
+    await customers.insert(customer(f"store-{uid()}", email))
+
+    # then the store holds one, and the other store its own
+    assert await customers.count(store) == 1
+
+
+async def test_unique_compound_index_rejects_a_duplicate_username_in_one_store():
+    # given a customer with a username
+    store, name = f"store-{uid()}", f"name-{uid()}"
+    await customers.insert(customer(store, f"{uid()}@example.com", username=name))
+
+    # when another customer takes the same username with another email
+    # then it is refused
+    with pytest.raises(customers.DuplicateCustomer):
+        await customers.insert(customer(store, f"{uid()}@example.com", username=name))
+
+
+async def test_unique_index_on_admin_email_and_on_id():
+    # given an admin and a policy
+    email = f"{uid()}@example.com"
+    await admins.insert(AdminDocument(id=uid(), email=email, email_norm=email, password_hash="h", role="owner",
+                                      created_at=now()))
+    policy = PolicyDocument(id=f"policy-{uid()}", name="contract", created_at=now())
+    assert await config.insert_if_missing(policy) is True
+
+    # when each is inserted again
+    with pytest.raises(admins.DuplicateAdmin):
+        await admins.insert(AdminDocument(id=uid(), email=email, email_norm=email, password_hash="h", role="owner",
+                                          created_at=now()))
+
+    # then a duplicate _id is refused too
+    assert await config.insert_if_missing(policy) is False
+
+
+# -- atomic updates ---------------------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_conditional_find_one_and_update_have_exactly_one_winner():
+    # given one unused token
+    token = link_token(uid())
+    await tokens.insert(token)
+
+    # when fifty consumers race for it
+    results = await asyncio.gather(*(tokens.consume_token(token.id, token.purpose, now(), epoch_ms(now()))
+                                     for _ in range(50)))
+
+    # then exactly one gets it, and it is marked used
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and winners[0].id == token.id
+    assert await tokens.find_usable(token.id, token.purpose, now()) is None
+
+
+async def test_find_one_and_update_respects_every_condition():
+    # given an expired token and a token of another purpose
+    subject = uid()
+    expired = link_token(subject, expires_in=timedelta(seconds=-1))
+    other = link_token(subject, purpose="other")
+    await tokens.insert(expired)
+    await tokens.insert(other)
+
+    # when each is consumed
+    # then neither matches
+    assert await tokens.consume_token(expired.id, expired.purpose, now(), epoch_ms(now())) is None
+    assert await tokens.consume_token(other.id, "contract", now(), epoch_ms(now())) is None
+    assert await tokens.find_usable(other.id, "other", now()) is not None
+
+
+async def test_twenty_concurrent_inc_upserts_count_to_twenty():
+    # given a counter that does not exist yet
+    counter = f"contract:{uid()}:1"
+
+    # when twenty increments arrive at once
+    counts = await asyncio.gather(*(ratelimits.increment(counter, now() + timedelta(hours=1)) for _ in range(20)))
+
+    # then each saw a different count, and the counter holds twenty
+    assert sorted(counts) == list(range(1, 21))
+    assert await ratelimits.current(counter) == 20
+    await ratelimits.clear(counter)
+    assert await ratelimits.current(counter) == 0
+
+
+async def test_find_one_and_update_returns_the_document_after_the_update():
+    # given a policy
+    policy = PolicyDocument(id=f"policy-{uid()}", name="before", created_at=now())
+    await config.insert_if_missing(policy)
+
+    # when it is updated, and an unknown one is updated
+    updated = await config.update_policy(policy.id, {"name": "after", "password_min_length": 12})
+    missing = await config.update_policy(f"policy-{uid()}", {"name": "x"})
+
+    # then the answer is the new version, and None for the unknown one
+    assert updated.name == "after" and updated.password_min_length == 12
+    assert missing is None
+    raw = await PolicyDocument.get_pymongo_collection().find_one_and_update(
+        {"_id": policy.id}, {"$set": {"name": "again"}}, return_document=ReturnDocument.BEFORE)
+    assert raw["name"] == "after"
+
+
+# -- queries ----------------------------------------------------------------------------------------
+
+
+async def test_datetime_range_on_a_field_written_at_insert():
+    # given sessions that ended an hour ago, end in an hour, and end in two hours
+    subject, moment = uid(), now()
+    far_ms = epoch_ms(moment) + 10 * 3600 * 1000
+    for hours in (-1, 1, 2):
+        await sessions.insert(session(subject, expires_at=moment + timedelta(hours=hours), idle_ms=far_ms,
+                                      created_at=moment + timedelta(minutes=hours)))
+
+    # when the active ones are listed now, and five hours from now
+    active = await sessions.list_active_for_subject(subject, moment, epoch_ms(moment))
+    later = await sessions.list_active_for_subject(subject, moment + timedelta(hours=5), epoch_ms(moment))
+
+    # then only those ending after the given time are found, newest first
+    assert [s.expires_at for s in active] == [moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+                                              + timedelta(hours=h) for h in (2, 1)]
+    assert later == []
+
+
+async def test_integer_ms_fields_compare_with_lt_and_gt():
+    # given a session last seen at t, idle-expiring at t + 1 hour (epoch milliseconds, above 2**31)
+    subject = uid()
+    t = epoch_ms(now())
+    assert t > 2**31
+    doc = session(subject, expires_at=now() + timedelta(days=1), idle_ms=t + 3_600_000, last_seen_ms=t)
+    await sessions.insert(doc)
+
+    # when it is looked up before and after its idle expiry
+    found = await sessions.find_active_by_token_hash(doc.token_hash, now(), t + 3_599_999)
+    gone = await sessions.find_active_by_token_hash(doc.token_hash, now(), t + 3_600_000)
+
+    # then $gt on the integer field decides, and the value comes back as the same integer
+    assert found is not None and found["idle_expires_at_ms"] == t + 3_600_000
+    assert isinstance(found["last_seen_at_ms"], int)
+    assert gone is None
+
+    # when it is touched with a 'not since' before and after its last-seen time
+    await sessions.touch(doc.id, t + 10, t + 99, not_since_ms=t)  # last seen == t: not < t, no change
+    unchanged = await SessionDocument.get_pymongo_collection().find_one({"_id": doc.id})
+    await sessions.touch(doc.id, t + 20, t + 7_200_000, not_since_ms=t + 1)
+    touched = await SessionDocument.get_pymongo_collection().find_one({"_id": doc.id})
+
+    # then $lt decides whether the update applies
+    assert unchanged["last_seen_at_ms"] == t
+    assert touched["last_seen_at_ms"] == t + 20 and touched["idle_expires_at_ms"] == t + 7_200_000
+
+
+async def test_a_projection_excluding_a_field_leaves_it_out():
+    # given a session
+    doc = session(uid(), expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 60_000)
+    await sessions.insert(doc)
+
+    # when it is found by its token hash (the hot path leaves the hash out)
+    found = await sessions.find_active_by_token_hash(doc.token_hash, now(), epoch_ms(now()))
+
+    # then the other fields are there and the hash is not
+    assert found["_id"] == doc.id and found["subject_id"] == doc.subject_id
+    assert "token_hash" not in found
+
+
+async def test_in_on_string_ids_returns_exactly_the_existing_ones():
+    # given three customers
+    store = f"store-{uid()}"
+    docs = [customer(store, f"{uid()}@example.com") for _ in range(3)]
+    for doc in docs:
+        await customers.insert(doc)
+
+    # when two of them and an unknown id are fetched at once
+    wanted = [docs[0].id, uid(), docs[2].id]
+    found = await customers.get_many(wanted)
+
+    # then exactly those two come back, by id
+    assert set(found) == {docs[0].id, docs[2].id}
+    assert found[docs[2].id].email == docs[2].email
+    assert await customers.get_many([]) == {}
+
+
+async def test_or_with_regex_prefix_sort_and_limit_page_through_a_search():
+    # given customers in a store, some matching a prefix by email, one by username only, one in the middle
+    store, prefix = f"store-{uid()}", f"p{uid()[:8]}"
+    matching = [customer(store, f"{prefix}-{i}@example.com") for i in range(3)]
+    by_username = customer(store, f"{uid()}@example.com", username=f"{prefix}-user")
+    middle = customer(store, f"x{prefix}@example.com")
+    dotted = customer(store, f"{prefix[:-1]}x.y@example.com")
+    for doc in [*matching, by_username, middle, dotted]:
+        await customers.insert(doc)
+
+    # when the store is searched by the prefix two at a time, in id order
+    first, more = await customers.page(store, first=2, after=None, search=prefix)
+    second, more_again = await customers.page(store, first=2, after=first[-1].id, search=prefix)
+    regex_like, _ = await customers.page(store, first=10, after=None, search=prefix[:-1] + ".")
+
+    # then the prefix matches email or username, never the middle, sorted by _id, limited, with more flagged
+    expected = sorted([d.id for d in (*matching, by_username)])
+    assert [d.id for d in first] == expected[:2] and more is True
+    assert [d.id for d in second] == expected[2:] and more_again is False
+    assert regex_like == []  # the search is escaped: "." is not a wildcard
+
+
+async def test_delete_many_and_update_many_report_their_counts():
+    # given three sessions and three unused tokens of one subject
+    subject = uid()
+    for _ in range(3):
+        await sessions.insert(session(subject, expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 1))
+        await tokens.insert(link_token(subject))
+
+    # when they are invalidated and deleted, twice
+    invalidated = await tokens.invalidate_for_subject(subject, "contract", epoch_ms(now()))
+    invalidated_again = await tokens.invalidate_for_subject(subject, "contract", epoch_ms(now()))
+    deleted = await sessions.delete_for_subject(subject)
+    deleted_again = await sessions.delete_for_subject(subject)
+
+    # then the counts say how many changed, and nothing the second time
+    assert (invalidated, invalidated_again) == (3, 0)
+    assert (deleted, deleted_again) == (3, 0)
+
+
+async def test_unset_removes_fields_and_in_lte_lt_select_due_messages():
+    # given two pending messages, one due now and one due later
+    moment = epoch_ms(now())
+    due = OutboxDocument(id=uid(), kind="contract", to="a@example.com", subject="s", html="<p>h</p>", text="t",
+                         created_at=now(), next_attempt_ms=moment - 1)
+    later = OutboxDocument(id=uid(), kind="contract", to="a@example.com", created_at=now(),
+                           next_attempt_ms=moment + 3_600_000)
+    await outbox.insert(due)
+    await outbox.insert(later)
+
+    # when the due ones are listed, and the due one is claimed and marked sent
+    due_ids = await outbox.due_ids(moment, limit=10_000)
+    claimed = await outbox.claim(due.id, moment, 60_000)
+    claimed_again = await outbox.claim(due.id, moment, 60_000)
+    await outbox.mark_sent(due.id, moment)
+
+    # then only the due one was listed and claimable once, and its bodies are gone
+    assert due.id in due_ids and later.id not in due_ids
+    assert claimed is not None and claimed_again is None
+    raw = await OutboxDocument.get_pymongo_collection().find_one({"_id": due.id})
+    assert raw["status"] == "sent"
+    assert not {"subject", "html", "text"} & raw.keys()
+
+
+# -- values -----------------------------------------------------------------------------------------
+
+
+async def test_tz_aware_datetimes_round_trip_as_the_same_instant_in_utc():
+    # given a moment written in another time zone, with microseconds
+    written = datetime(2030, 6, 1, 12, 30, 45, 123456, tzinfo=timezone(timedelta(hours=2)))
+    doc = customer(f"store-{uid()}", f"{uid()}@example.com")
+    doc.created_at = written
+    await customers.insert(doc)
+
+    # when it is read back
+    read = (await customers.get(doc.id)).created_at
+
+    # then it is the same instant (to the millisecond), tz-aware, in UTC
+    assert read.tzinfo is not None and read.utcoffset() == timedelta(0)
+    assert read == written.replace(microsecond=123000)
+
+
+async def test_none_and_nested_values_round_trip():
+    # given a customer with optional fields left empty, and a session carrying a nested profile copy
+    doc = customer(f"store-{uid()}", f"{uid()}@example.com", given_name=None, locale="fr-CA")
+    await customers.insert(doc)
+    profile = CustomerProfile(id=doc.id, store_id=doc.store_id, email=doc.email, username=doc.username,
+                              given_name="Ada", status="active", created_at=doc.created_at)
+    with_profile = session(doc.id, expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 60_000)
+    with_profile.profile = profile
+    await sessions.insert(with_profile)
+
+    # when both are read back
+    read = await customers.get(doc.id)
+    raw_session = await sessions.find_active_by_token_hash(with_profile.token_hash, now(), epoch_ms(now()))
+
+    # then empty stays empty, set stays set, and the nested document comes back whole
+    assert read.given_name is None and read.locale == "fr-CA" and read.status == "pending"
+    assert read.email_verified is False
+    assert CustomerProfile.model_validate(raw_session["profile"]) == profile.model_copy(
+        update={"created_at": read.created_at})
