@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 from pathlib import Path
 
@@ -73,6 +74,12 @@ class GatewayGraphQL(GraphQL):
 
     async def get_context(self, request: Request, response: Response) -> Context:
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except UnicodeDecodeError as exc:  # not UTF-8: the view answers 400 for a JSONDecodeError
+            raise json.JSONDecodeError("the body is not UTF-8", "", 0) from exc
 
 
 async def database_error(request: Request, exc: Exception) -> Response:

@@ -7,8 +7,7 @@ import binascii
 
 from resolvers.context import Context
 from resolvers.errors import Problems, unauthenticated
-from resolvers.registration import is_text
-from resolvers.security import normalize_identifier
+from resolvers.security import is_text, normalize_identifier
 from stores import customers
 from stores.documents import CustomerDocument, CustomerProfile
 

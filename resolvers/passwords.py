@@ -12,6 +12,7 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from resolvers.errors import PasswordPolicyViolation, RateLimited
+from resolvers.security import is_text
 
 MAX_PASSWORD_LENGTH = 256
 
@@ -78,6 +79,8 @@ def normalize_password(password: str) -> str:
 def check_password(password: str, *, min_length: int = 8, context: tuple[str, ...] = (), field: str = "password") -> None:
     """NIST 800-63B: length only (8..256 by default), no composition rules, no common or breached passwords."""
     reasons: list[str] = []
+    if not is_text(password):
+        raise PasswordPolicyViolation(["INVALID_CHARACTERS: use only valid Unicode text"], field=field)
     length = len(normalize_password(password))
     if length < min_length:
         reasons.append(f"TOO_SHORT: use at least {min_length} characters")

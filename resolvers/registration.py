@@ -8,7 +8,7 @@ from resolvers import audit, links, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
 from resolvers.passwords import check_password
-from resolvers.security import new_id, normalize_identifier, token_hash
+from resolvers.security import is_text, new_id, normalize_identifier, token_hash
 from stores import customers, tokens
 from stores.documents import CustomerDocument
 
@@ -18,15 +18,6 @@ EMAIL_RE = re.compile(rf"^{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+$")
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")  # no "@", so a username never collides with an email
 NAME_MAX = 100
 ACTIVATION = "activation"
-
-
-def is_text(value: str) -> bool:
-    """False for a string with a lone surrogate (valid JSON, but not Unicode text: it cannot be stored or hashed)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def validate_email(problems: Problems, email: str, field: str = "email") -> str:

@@ -38,3 +38,12 @@ def keyed_hash(secret_key: bytes, value: str) -> str:
 def normalize_identifier(value: str) -> str:
     """The comparison form of an email or username: NFKC, trimmed, case-folded."""
     return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
+def is_text(value: str) -> bool:
+    """False for a string with a lone surrogate (valid JSON, but not Unicode text: it cannot be stored or hashed)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

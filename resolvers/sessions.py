@@ -7,8 +7,7 @@ from datetime import timedelta
 from resolvers import audit, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
-from resolvers.registration import is_text
-from resolvers.security import new_id, new_session_token, normalize_identifier, token_hash
+from resolvers.security import is_text, new_id, new_session_token, normalize_identifier, token_hash
 from stores import admins, customers, sessions
 from stores.documents import CustomerDocument, CustomerProfile, SessionDocument
 

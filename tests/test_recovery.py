@@ -288,3 +288,18 @@ async def test_links_stop_working_when_the_policy_disables_reset(gql, mailbox, r
 async def reset_token_for(gql, mailbox, email: str, headers: dict) -> str:
     assert_no_errors(await gql(REQUEST, {"email": email}, headers=headers))
     return (await mailbox.wait_for(email, "reset your")).token("/reset-password")
+
+
+async def test_a_new_password_that_is_not_text_is_a_policy_error_not_a_crash(gql, mailbox):
+    import json as _json
+
+    email = unique_email("surrogate")
+    await active_customer(gql, mailbox, email)
+    token = await reset_token(gql, mailbox, email)
+
+    body = _json.dumps({"query": RESET, "variables": reset_input(token, "a long pass\ud800phrase")}, ensure_ascii=True)
+    response = await gql.http.post("/graphql", content=body, headers={"content-type": "application/json",
+                                                                      "x-forwarded-for": gql.ip})
+
+    result = response.json()["data"]["passwordReset"]
+    assert result["__typename"] == "PasswordPolicyError" and result["reasons"][0].startswith("INVALID_CHARACTERS")
