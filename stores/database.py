@@ -8,6 +8,7 @@ that was in force before.
 
 from __future__ import annotations
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener
@@ -25,21 +26,27 @@ DEFAULT_TIMEOUT_MS = 3000
 
 
 def make_client(uri: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> AsyncMongoClient:
-    """A client that gives up quickly when the database is away (GATEWAY_MONGODB_TIMEOUT_MS): finding a
-    server and connecting take at most ``timeout_ms``, one read at most twice that."""
+    """A client that gives up quickly when the database is away (GATEWAY_MONGODB_TIMEOUT_MS).
+
+    Finding a server and connecting take at most ``timeout_ms``; one operation, retries and waiting
+    for a pooled connection included, at most twice that (pymongo's client-side operation timeout,
+    ``timeoutMS``), so a frozen database cannot hold a request for long.
+    """
     return AsyncMongoClient(
         uri,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=timeout_ms * 2,
+        timeoutMS=timeout_ms * 2,
         uuidRepresentation="standard",
         event_listeners=list(COMMAND_LISTENERS),
     )
 
 
 async def _bind(uri: str, database_name: str) -> None:
-    await init_beanie(database=_shared[uri][0][database_name], document_models=ALL_DOCUMENTS)
+    # Index builds may take long on a large collection: no operation time limit (server selection still has one).
+    with pymongo.timeout(None):
+        await init_beanie(database=_shared[uri][0][database_name], document_models=ALL_DOCUMENTS)
 
 
 async def connect(uri: str, database_name: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> AsyncMongoClient:
