@@ -1,0 +1,1 @@
+"""Benchmarks for the "measured speed" targets. Run: .venv/bin/python -m bench.run [--quick]."""
