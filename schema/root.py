@@ -11,14 +11,15 @@ import strawberry
 from graphql import GraphQLError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.errors import Denied
@@ -93,11 +94,12 @@ def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: 
                  max_tokens: int = 2000, extra_extensions: Sequence = ()) -> strawberry.Schema:
     """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent."""
     # Factories, not instances: Strawberry builds fresh extensions per request (the caches are module-level).
+    # The limit rules are built once, so the validation cache (keyed by the rule classes) hits.
+    limit_rules = [depth_validator(max_depth, None), alias_validator(max_aliases)]
     extensions = [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
         partial(ParserCache, maxsize=512),
-        partial(QueryDepthLimiter, max_depth=max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+        partial(AddValidationRules, limit_rules),
         partial(ValidationCache, maxsize=512),
         ErrorPolicy,
     ]
