@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19 * 1024, ge=1024)
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_concurrency: int = Field(default=0, ge=0, description="0 means one per CPU core")
-    hash_queue_limit: int = Field(default=64, ge=0)
+    hash_queue_limit: int = Field(default=16, ge=0)
 
     # Rate limits: "N per window seconds", multiplied by rate_limit_scale.
     rate_limit_scale: float = Field(default=1.0, gt=0)

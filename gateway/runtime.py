@@ -92,6 +92,7 @@ class Runtime:
             self._retry_task.cancel()
             self._retry_task = None
         await self.drain()
+        self.hasher.close()
         if self.client is not None:
             await disconnect(self._uri, self.settings.database_name)
             self.client = None

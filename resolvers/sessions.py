@@ -88,6 +88,7 @@ async def _failed(ctx: Context, scope: str, identifier_norm: str, subject_id: st
 async def sign_in(ctx: Context, identifier: str, password: str) -> tuple[str, SessionDocument]:
     """Customer sign-in. Unknown account, wrong password and disabled account look and time alike."""
     identifier_norm = _credentials(identifier, password, "identifier")
+    ctx.hasher.check_capacity()
     await _throttle(ctx, "customer", identifier_norm)
     customer = await customers.get_by_identifier(ctx.application.identity_store_id, identifier_norm)
     ok = await ctx.hasher.verify(customer.password_hash if customer else None, password)
@@ -106,6 +107,7 @@ async def sign_in(ctx: Context, identifier: str, password: str) -> tuple[str, Se
 
 async def admin_sign_in(ctx: Context, email: str, password: str) -> tuple[str, SessionDocument]:
     email_norm = _credentials(email, password, "email")
+    ctx.hasher.check_capacity()
     await _throttle(ctx, "admin", email_norm)
     admin = await admins.get_by_normalized_email(email_norm)
     ok = await ctx.hasher.verify(admin.password_hash if admin else None, password)
