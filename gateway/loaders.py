@@ -1,8 +1,12 @@
-"""Per-request DataLoaders: one batched query per kind of object, whatever the query's shape."""
+"""Per-request DataLoaders: one batched query per kind of object, whatever the query's shape.
+
+Built on first use, so a request that loads nothing (the signed-in ``me`` hot path) pays nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 
@@ -14,8 +18,14 @@ from stores.documents import CustomerDocument, SessionDocument
 class Loaders:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self.customer: DataLoader[str, CustomerDocument | None] = DataLoader(self._customers)
-        self.sessions: DataLoader[str, list[SessionDocument]] = DataLoader(self._sessions)
+
+    @cached_property
+    def customer(self) -> DataLoader[str, CustomerDocument | None]:
+        return DataLoader(self._customers)
+
+    @cached_property
+    def sessions(self) -> DataLoader[str, list[SessionDocument]]:
+        return DataLoader(self._sessions)
 
     async def _customers(self, ids: Sequence[str]) -> list[CustomerDocument | None]:
         found = await customers.get_many(ids)
