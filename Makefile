@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test venv test-deps browser clean
+.PHONY: serve test bench venv test-deps browser clean
 
 $(BIN)/identity-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ browser:
 
 test: $(VENV)/.test-deps browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (never part of the test suite): see docs/performance.md.
+bench: $(VENV)/.test-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
