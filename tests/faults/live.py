@@ -140,7 +140,12 @@ def stop_database(data_dir: Path) -> None:
     except (OSError, ValueError):
         return
     pid = state.get("pid")
-    if pid and pid_alive(pid) and f"--data-dir\0{data_dir.resolve()}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+    ours = f"--data-dir\0{data_dir.resolve()}".encode()
+    try:
+        if not (pid and pid_alive(pid) and ours in Path(f"/proc/{pid}/cmdline").read_bytes()):
+            return
         os.kill(pid, signal.SIGTERM)
         if not wait_until(lambda: not pid_alive(pid), 10):
             os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        pass  # it went away by itself
