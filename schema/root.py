@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -76,6 +77,9 @@ class ErrorPolicy(MaskErrors):
         return processed
 
 
+SUBMITTED_VALUE = re.compile(r"got invalid value .*? at", re.DOTALL)
+
+
 class GatewaySchema(strawberry.Schema):
     """Logs refused documents by their message only, cut short.
 
@@ -86,8 +90,10 @@ class GatewaySchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         for error in errors:
-            if error.original_error is None:
-                logger.info("graphql request refused: %.200s", error.message)
+            if error.original_error is None or error.path is None:
+                # A variable of the wrong type is echoed in the message: keep its place, drop its value.
+                message = SUBMITTED_VALUE.sub("got an invalid value at", error.message).split(";")[0].split(": ")[0]
+                logger.info("graphql request refused: %.200s", message)
 
 
 def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15,
