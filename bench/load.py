@@ -93,7 +93,10 @@ def login_sender(http: httpx.AsyncClient, path: str, identifier: str, password: 
     headers = {"content-type": "application/json"}
 
     async def send() -> str:
-        response = await http.post(path, content=body, headers=headers)
+        try:
+            response = await http.post(path, content=body, headers=headers)
+        except httpx.TransportError as exc:  # counted, not fatal: a dropped connection is an outcome too
+            return f"transport_{type(exc).__name__}"
         if response.status_code != 200:
             return f"http_{response.status_code}"
         payload = response.json()
