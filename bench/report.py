@@ -164,7 +164,7 @@ def markdown(r: dict, json_path: Path) -> str:
     ]
 
     fm = fd["me"]
-    base = gw
+    base = fd.get("baseline") or gw
     created = fd["logins"].get("SessionCreated", {})
     limited = fd["logins"].get("RateLimitedError", {})
     others = {k: v["count"] for k, v in fd["logins"].items() if k not in ("SessionCreated", "RateLimitedError")}
@@ -175,7 +175,7 @@ def markdown(r: dict, json_path: Path) -> str:
         "| measure | value |", "|---|---|",
         f"| `me` p50 / p99 under the flood | {_f(fm['p50_ms'], 2)} / **{_f(fm['p99_ms'], 2)} ms** "
         f"(without the flood: {_f(base['p50_ms'], 2)} / {_f(base['p99_ms'], 2)} ms) |",
-        f"| `me` requests/s under the flood | {_f(fm['per_second'], 0)} (without: {_f(base['requests_per_second'], 0)}) |",
+        f"| `me` requests/s under the flood | {_f(fm['per_second'], 0)} (without: {_f(base.get('requests_per_second', base.get('per_second')), 0)}) |",
         f"| logins answered `SessionCreated` | {created.get('count', 0):,} ({_f(created.get('per_second'))}/s, "
         f"p50 {_f(created.get('p50_ms'), 0)} ms) |",
         f"| logins shed with `RateLimitedError` | {limited.get('count', 0):,} ({_f(limited.get('per_second'))}/s, "

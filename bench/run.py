@@ -602,8 +602,14 @@ class Bench:
         }
 
     async def flood(self) -> None:
+        """`me` latency while logins flood the hasher. The `me` probe runs at a low concurrency of its own
+        (--flood-me-concurrency), so that its p99 shows the event loop's responsiveness, not the queueing
+        of a saturating closed loop; the same probe without the flood is measured first for comparison."""
         a = self.args
         ramp = 1.5
+        async with client(self.gateway_url, a.flood_me_concurrency) as http:
+            baseline = await run_load(me_sender(http, "/graphql", self.token), a.flood_me_concurrency,
+                                      duration=min(5.0, a.flood_seconds))
         flood = subprocess.Popen(
             [sys.executable, "-m", "bench.load", "flood", "--url", self.gateway_url,
              "--identifier", self.email, "--password-stdin", "--concurrency", str(a.flood_concurrency),
@@ -615,9 +621,9 @@ class Bench:
             flood.stdin.close()
             flood.stdin = None  # so that communicate() below does not flush it again
             await asyncio.sleep(ramp)
-            async with client(self.gateway_url, a.concurrency) as http:
+            async with client(self.gateway_url, a.flood_me_concurrency) as http:
                 with CpuMeter(self.pids(self.gateway.pid) | {"flood_driver": flood.pid}) as meter:
-                    result = await run_load(me_sender(http, "/graphql", self.token), a.concurrency,
+                    result = await run_load(me_sender(http, "/graphql", self.token), a.flood_me_concurrency,
                                             duration=a.flood_seconds)
             stdout, stderr = await asyncio.to_thread(flood.communicate, timeout=a.flood_seconds + 60)
         finally:
@@ -629,7 +635,8 @@ class Bench:
         me_summary = result.summary("ok")
         answers = flood_result["outcomes"]
         self.results["flood"] = {
-            "login_concurrency": a.flood_concurrency, "me_concurrency": a.concurrency,
+            "login_concurrency": a.flood_concurrency, "me_concurrency": a.flood_me_concurrency,
+            "baseline": baseline.summary("ok"),
             "seconds": round(result.wall, 2),
             "me": {**me_summary, "bad": result.count("bad")},
             "logins": answers,
@@ -680,6 +687,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hash-seconds", type=float, help="pure argon2 per round (default 4, quick 3)")
     parser.add_argument("--flood-concurrency", type=int, default=100,
                         help="concurrent logins in the flood (default 100: above cores + the queue limit of 64)")
+    parser.add_argument("--flood-me-concurrency", type=int, default=2,
+                        help="concurrent `me` requests probing latency during the flood (default 2)")
     parser.add_argument("--flood-seconds", type=float, help="flood phase (default 10, quick 4)")
     parser.add_argument("--listing-customers", type=int, default=100)
     parser.add_argument("--listing-reps", type=int, help="timed admin listings (default 30, quick 8)")
