@@ -14,7 +14,7 @@ from resolvers.passwords import check_password
 from resolvers.registration import mail_view, validate_email
 from resolvers.security import normalize_identifier, token_hash
 from stores import config, customers, sessions
-from stores.documents import ApplicationDocument, PolicyDocument
+from stores.documents import ApplicationDocument, CustomerDocument, PolicyDocument
 
 PASSWORD_RESET = "password_reset"
 RESET_TTL_MIN_MINUTES = 5
@@ -47,12 +47,18 @@ async def request_password_reset(ctx: Context, email: str) -> None:
     ctx.defer(_send_reset(ctx, _checked_email(email)))
 
 
-async def _send_reset(ctx: Context, email: str) -> None:
+async def _recipient(ctx: Context, bucket: str, email: str, statuses: set[str]) -> CustomerDocument | None:
+    """Whom a recovery email goes to: None when over a limit, unknown, or not in one of ``statuses``."""
     email_norm = normalize_identifier(email)
-    if not await _within_limits(ctx, "reset", email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
-        return
+    if not await _within_limits(ctx, bucket, email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
+        return None
     customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
-    if customer is None or customer.status != "active":
+    return customer if customer is not None and customer.status in statuses else None
+
+
+async def _send_reset(ctx: Context, email: str) -> None:
+    customer = await _recipient(ctx, "reset", email, {"active"})
+    if customer is None:
         return
     ttl = reset_ttl_minutes(ctx.policy.password_reset_ttl_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
@@ -115,11 +121,8 @@ async def request_username_reminder(ctx: Context, email: str) -> None:
 
 
 async def _send_reminder(ctx: Context, email: str) -> None:
-    email_norm = normalize_identifier(email)
-    if not await _within_limits(ctx, "reminder", email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
-        return
-    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
-    if customer is None or customer.status == "disabled":
+    customer = await _recipient(ctx, "reminder", email, {"active", "pending"})
+    if customer is None:
         return
     await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("username_reminder", customer.email, {"customer": mail_view(customer)},
