@@ -53,10 +53,11 @@ class SmtpTarget:
 
 
 class OutboxMailer:
-    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None) -> None:
+    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None, spawn=None) -> None:
         self._clock = clock
         self._sender = sender
         self._smtp = smtp
+        self._spawn = spawn  # runs delivery after the caller moves on; None delivers inline
 
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
                    locale: str | None = None) -> None:
@@ -76,7 +77,10 @@ class OutboxMailer:
             logger.info("development outbox: %s mail to %s stored (id %s); link: %s",
                         kind, to, message.id, variables.get("action_url", "-"))
             return
-        await self.deliver(message.id)
+        if self._spawn is not None:
+            self._spawn(self.deliver(message.id))
+        else:
+            await self.deliver(message.id)
 
     async def deliver(self, message_id: str) -> bool:
         now_ms = epoch_ms(self._clock.now())

@@ -67,7 +67,7 @@ class Runtime:
             queue_limit=settings.hash_queue_limit,
         )
         smtp = SmtpTarget.parse(settings.smtp_url.get_secret_value()) if settings.smtp_url else None
-        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp)
+        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn)
         self.embedded: EmbeddedDatabase | None = None
         self.client: AsyncMongoClient | None = None
         self.default_application: ApplicationDocument | None = None

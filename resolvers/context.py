@@ -28,7 +28,7 @@ def epoch_ms(moment: datetime) -> int:
 class Mailer(Protocol):
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
                    locale: str | None = None) -> None:
-        """Queue an email; never raises for delivery problems."""
+        """Store an email in the outbox; delivery follows after the caller moves on, with retries."""
 
 
 @dataclass(frozen=True)

@@ -98,13 +98,14 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
             taken.add("username", "TAKEN", "This username is taken; choose another.")
             taken.raise_if_any()
         await audit.record(ctx, "customer.register_existing", subject_id=existing.id, actor_kind="public")
-        ctx.defer(ctx.mailer.send("registration_attempt", existing.email, {
+        await ctx.mailer.send("registration_attempt", existing.email, {
             "customer": mail_view(existing), "signin_hint": existing.username,
-        }, ctx.application, existing.locale))
+        }, ctx.application, existing.locale)
         return
 
     await audit.record(ctx, "customer.registered", subject_id=customer.id, actor_kind="public")
-    ctx.defer(send_activation(ctx, customer))
+    # Stored before the answer (delivery follows it), so a crash cannot lose the activation mail.
+    await send_activation(ctx, customer)
 
 
 def mail_view(customer: CustomerDocument) -> dict:

@@ -63,10 +63,15 @@ async def test_acknowledged_registrations_survive_kill_9(tmp_path, smtp):
         client, db = gateway.database()
         try:
             stored = {doc["email"] for doc in db["customers"].find({"email": {"$in": seen}}, {"email": 1})}
+            mailed = {doc["to"] for doc in db["outbox"].find({"to": {"$in": seen}, "kind": "activation"}, {"to": 1})}
         finally:
             client.close()
         missing = sorted(set(seen) - stored)
         assert not missing, f"{len(missing)} of {len(seen)} acknowledged registrations were lost: {missing[:5]}"
+
+        # and each one's activation mail was in the outbox before the answer (delivery resumes from there)
+        unmailed = sorted(set(seen) - mailed)
+        assert not unmailed, f"{len(unmailed)} acknowledged registrations lost their activation mail: {unmailed[:5]}"
     finally:
         gateway.stop()
         stop_database(data_dir)
