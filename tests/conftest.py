@@ -32,8 +32,15 @@ def database_uri(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def database_name():
-    return f"gw_test_{uuid.uuid4().hex[:8]}"
+def database_name(database_uri):
+    """A fresh database name per run; on a real MongoDB it is dropped afterwards (nx-27017 data is a temp file)."""
+    name = f"gw_test_{uuid.uuid4().hex[:8]}"
+    yield name
+    if REAL_MONGODB_URI:
+        from pymongo import MongoClient
+
+        with MongoClient(REAL_MONGODB_URI) as client:
+            client.drop_database(name)
 
 
 @pytest.fixture(scope="session")
