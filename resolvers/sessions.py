@@ -152,9 +152,3 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
         await sessions.touch(session_id, now_ms, now_ms + idle * 1000, now_ms - interval_ms + 1)
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
                      profile=session.get("profile"))
-
-
-async def list_own(ctx: Context) -> list[SessionDocument]:
-    if ctx.principal is None:
-        raise unauthenticated()
-    return await sessions.list_active_for_subject(ctx.principal.subject_id, ctx.now(), ctx.now_ms())

@@ -47,8 +47,3 @@ async def mark_failed(message_id: str, attempts: int, next_attempt_ms: int, erro
 
 async def pending_count() -> int:
     return await _col().count_documents({"status": {"$in": ["pending", "sending"]}})
-
-
-async def list_recent(limit: int = 50) -> list[OutboxDocument]:
-    found = await _col().find({}).sort("created_at", -1).limit(limit).to_list()
-    return [OutboxDocument.model_validate(raw) for raw in found]
