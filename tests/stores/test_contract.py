@@ -337,3 +337,24 @@ async def test_none_and_nested_values_round_trip():
     assert read.email_verified is False
     assert CustomerProfile.model_validate(raw_session["profile"]) == profile.model_copy(
         update={"created_at": read.created_at})
+
+
+async def test_refresh_profile_updates_every_session_copy_of_one_customer_only():
+    # given two sessions of one customer and one of another, each with a profile copy
+    store = uid()
+    ada, bob = customer(store, f"{uid()}@example.com"), customer(store, f"{uid()}@example.com")
+    later = now() + timedelta(hours=1)
+    docs = [session(ada.id, expires_at=later, idle_ms=epoch_ms(later)) for _ in range(2)]
+    docs.append(session(bob.id, expires_at=later, idle_ms=epoch_ms(later)))
+    for doc, owner in zip(docs, (ada, ada, bob), strict=True):
+        doc.profile = CustomerProfile.model_validate(owner.model_dump(include=set(CustomerProfile.model_fields)))
+        await sessions.insert(doc)
+
+    # when ada's given name changes
+    changed = docs[0].profile.model_copy(update={"given_name": "Ada"}).model_dump()
+    await sessions.refresh_profile(ada.id, changed)
+
+    # then both of ada's copies carry it, and bob's does not
+    for doc, expected in zip(docs, ("Ada", "Ada", None), strict=True):
+        raw = await sessions.find_active_by_token_hash(doc.token_hash, now(), epoch_ms(now()))
+        assert raw["profile"]["given_name"] == expected
