@@ -71,7 +71,8 @@ async def test_reset_dialog_shows_mismatch_then_sets_the_password(live_gateway, 
             await page.fill("#new-password", "password")
             await page.fill("#confirm-password", "password")
             await page.click("button[type=submit]")
-            await page.wait_for_function("document.querySelector('#reset-error').textContent.includes('too common')")
+            # (a locator, not wait_for_function: the page's CSP rightly forbids the eval that polling uses)
+            await page.locator("#reset-error", has_text="too common").wait_for(state="visible")
 
             # when they type the same good password twice
             await page.fill("#new-password", "a fresh passphrase 1")
