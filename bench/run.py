@@ -302,7 +302,8 @@ class Bench:
         from gateway.app import create_app
         from gateway.config import Settings
         from resolvers.context import RequestMeta, epoch_ms
-        from resolvers.security import new_id, normalize_identifier
+        from resolvers.identifiers import normalize_identifier
+        from resolvers.security import new_id
         from resolvers.sessions import create_session
 
         try:

@@ -53,11 +53,20 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_concurrency: int = Field(default=0, ge=0, description="0 means one per CPU core")
     hash_queue_limit: int = Field(default=16, ge=0)
+    # Work a request leaves for after its response (reset and reminder mails, activation re-sends):
+    # at most this many at once per instance; past it such requests answer RateLimitedError.
+    deferred_work_limit: int = Field(default=256, ge=1)
 
     # Rate limits: "N per window seconds", multiplied by rate_limit_scale.
     rate_limit_scale: float = Field(default=1.0, gt=0)
+    # Sign-in (docs/configuration.md#rate-limits): per account from clients without a device token (soft),
+    # per account and IP (tight), per device token (a known device's own budget), per IP.
     login_identifier_failures: int = 100
     login_identifier_window_seconds: int = 3600
+    login_identifier_ip_failures: int = 10
+    login_identifier_ip_window_seconds: int = 900
+    login_device_failures: int = 10
+    login_device_window_seconds: int = 900
     login_ip_attempts: int = 300
     login_ip_window_seconds: int = 300
     register_ip_attempts: int = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -15,15 +15,19 @@ from gateway.embedded import EmbeddedDatabase
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from resolvers.bootstrap import ensure_defaults
-from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock
+from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
+from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
 from stores import config as config_store
+from stores import ratelimits
 from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
 
 logger = logging.getLogger("gateway")
 
 APPLICATION_CACHE_SECONDS = 5.0
+DEFERRED_RETRY_AFTER_SECONDS = 5
+HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 
 
 def build_rules(settings: Settings) -> Rules:
@@ -41,6 +45,8 @@ def build_rules(settings: Settings) -> Rules:
         admin_session_absolute_ttl_seconds=settings.admin_session_absolute_ttl_seconds,
         admin_session_idle_ttl_seconds=settings.admin_session_idle_ttl_seconds,
         login_identifier=limit(settings.login_identifier_failures, settings.login_identifier_window_seconds),
+        login_identifier_ip=limit(settings.login_identifier_ip_failures, settings.login_identifier_ip_window_seconds),
+        login_device=limit(settings.login_device_failures, settings.login_device_window_seconds),
         login_ip=limit(settings.login_ip_attempts, settings.login_ip_window_seconds),
         register_ip=limit(settings.register_ip_attempts, settings.register_ip_window_seconds),
         activation_resend_email=limit(settings.activation_resend_email_attempts,
@@ -74,6 +80,7 @@ class Runtime:
         self._apps: dict[str, tuple[float, ApplicationDocument, PolicyDocument]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._retry_task: asyncio.Task | None = None
+        self._housekeeping_task: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,11 +93,13 @@ class Runtime:
         self.client = await connect(uri, self.settings.database_name, timeout_ms=self.settings.mongodb_timeout_ms)
         self.default_application = await ensure_defaults(self.clock.now())
         self._retry_task = asyncio.create_task(self.mailer.run_retries())
+        self._housekeeping_task = asyncio.create_task(self._housekeeping())
 
     async def stop(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            self._retry_task = None
+        for task in (self._retry_task, self._housekeeping_task):
+            if task is not None:
+                task.cancel()
+        self._retry_task = self._housekeeping_task = None
         await self.drain()
         self.hasher.close()
         if self.client is not None:
@@ -101,12 +110,41 @@ class Runtime:
             self.embedded = None
 
     # -- background work -------------------------------------------------------------------------
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        """Run work after the response; errors are logged, never raised to a client."""
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task | None:
+        """Run work after the response; errors are logged, never raised to a client.
+
+        At most ``GATEWAY_DEFERRED_WORK_LIMIT`` pieces of work wait at once. Past that the work is not
+        started (None): callers that can wait for a retry pass (mail delivery) rely on it; requests
+        use :meth:`defer`, which refuses instead.
+        """
+        if len(self._tasks) >= self.settings.deferred_work_limit:
+            coro.close()
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return task
+
+    def defer(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a request's work after its response, or raise RateLimited (before anything ran) when the
+        bounded queue is full: the answer is the same whoever the request was about."""
+        if self.spawn(coro) is None:
+            logger.warning("deferred work refused: %s pieces already waiting", len(self._tasks))
+            raise RateLimited(DEFERRED_RETRY_AFTER_SECONDS)
+
+    async def housekeeping(self) -> None:
+        """Delete what has expired and nothing reads any more (rate-limit counters). Idempotent."""
+        deleted = await ratelimits.delete_expired(epoch_ms(self.clock.now()))
+        if deleted:
+            logger.info("housekeeping: %s expired rate-limit counters deleted", deleted)
+
+    async def _housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.housekeeping()
+            except Exception:  # keep the loop alive through database hiccups
+                logger.exception("housekeeping pass failed")
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -150,6 +188,6 @@ class Runtime:
         application, policy = await self.application(client_id)
         return Context(
             rules=self.rules, clock=self.clock, mailer=self.mailer, hasher=self.hasher,
-            application=application, policy=policy, request=request, defer=self.spawn,
+            application=application, policy=policy, request=request, defer=self.defer,
             principal=principal, loaders=Loaders(self.clock),
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from resolvers import audit
 from resolvers.context import Context
 from resolvers.errors import InvalidInput, Problems
+from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.passwords import check_password
-from resolvers.registration import validate_email
-from resolvers.security import new_id, normalize_identifier
-from resolvers.sessions import ROLE_PERMISSIONS
+from resolvers.roles import ROLE_PERMISSIONS
+from resolvers.security import new_id
 from stores import admins
 from stores.documents import AdminDocument
 
@@ -25,7 +25,8 @@ async def create_admin(ctx: Context, email: str, password: str, role: str = "own
     problems.raise_if_any()
     check_password(password, min_length=max(12, ctx.policy.password_min_length), context=(email,))
     admin = AdminDocument(id=new_id(), email=email, email_norm=normalize_identifier(email),
-                          password_hash=await ctx.hasher.hash(password), role=role, created_at=ctx.now())
+                          password_hash=await ctx.hasher.hash(password), password_nfkc=True, role=role,
+                          created_at=ctx.now())
     try:
         await admins.insert(admin)
     except admins.DuplicateAdmin:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,7 +48,9 @@ class Rules:
     session_touch_interval_seconds: int
     admin_session_absolute_ttl_seconds: int
     admin_session_idle_ttl_seconds: int
-    login_identifier: Limit
+    login_identifier: Limit  # per account (or unknown identifier), clients without a device token: softer
+    login_identifier_ip: Limit  # per account and client IP: tight
+    login_device: Limit  # per device token: a known device's own budget
     login_ip: Limit
     register_ip: Limit
     activation_resend_email: Limit
@@ -84,7 +86,9 @@ class Context:
     application: ApplicationDocument
     policy: PolicyDocument
     request: RequestMeta
-    defer: Callable[[Awaitable[Any]], None]
+    # Runs a coroutine after the response; raises RateLimited at once (and closes it) when the bounded
+    # queue of deferred work is full, so call it before doing anything that depends on the account.
+    defer: Callable[[Coroutine[Any, Any, Any]], None]
     principal: Principal | None = None
     loaders: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

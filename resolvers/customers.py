@@ -1,14 +1,16 @@
-"""Reading customers: the signed-in customer's own account, and the admin listing."""
+"""Customers: the signed-in customer's own account, and what admins do to accounts."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 
+from resolvers import audit
 from resolvers.context import Context
-from resolvers.errors import Problems, unauthenticated
-from resolvers.security import is_text, normalize_identifier
-from stores import customers
+from resolvers.errors import NotFound, Problems, unauthenticated
+from resolvers.identifiers import normalize_identifier
+from resolvers.security import is_text
+from stores import customers, sessions
 from stores.documents import CustomerDocument, CustomerProfile
 
 MAX_PAGE = 100
@@ -70,3 +72,17 @@ async def page(ctx: Context, *, first: int, after: str | None, search: str | Non
     for doc in docs:
         ctx.loaders.customer.prime(doc.id, doc)
     return docs, has_next
+
+
+async def disable(ctx: Context, customer_id: str) -> None:
+    """Disable an account: it can no longer sign in, and every session ends at once.
+
+    One write sets the status and bumps the credential version (so a sign-in racing this one cannot
+    keep its session, see ``resolvers.sessions``); then the sessions are deleted. NotFound for an id
+    outside this identity store.
+    """
+    customer = await get(ctx, customer_id)
+    if customer is None or not await customers.disable(customer.id, ctx.now_ms()):
+        raise NotFound()
+    ended = await sessions.delete_for_subject(customer.id)
+    await audit.record(ctx, "customer.disabled", subject_id=customer.id, sessions_ended=ended)

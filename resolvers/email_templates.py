@@ -17,7 +17,7 @@ from jinja2.sandbox import SecurityError
 from resolvers import audit
 from resolvers.context import Context
 from resolvers.errors import NotFound, Problems
-from resolvers.registration import validate_email
+from resolvers.identifiers import validate_email
 from resolvers.mail_templates import PARTS, RenderedMail, default_source, kinds, render, render_source
 from stores import config, templates
 from stores.documents import ApplicationDocument, EmailTemplateDocument

@@ -1,4 +1,9 @@
-"""Emailed one-time links: random, stored only as a SHA-256, bound to a purpose, single use."""
+"""Emailed one-time links: random, stored only as a SHA-256, bound to a purpose and to the subject's
+credential version, single use, and one per (purpose, subject): a new link revokes the previous one.
+
+Every look-up and every limit on a link token goes through :func:`token_key`, so a token with added
+whitespace is the same token to both (never a fresh attempt budget).
+"""
 
 from __future__ import annotations
 
@@ -13,31 +18,44 @@ from stores.documents import OneTimeTokenDocument
 MAX_TOKEN_LENGTH = 256
 
 
-async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str,
-                base_url: str | None = None) -> str:
-    """Create a link token (superseding earlier ones of this purpose) and return the full URL.
+def token_key(token: object) -> str | None:
+    """The canonical form of a link token, as stored and as rate limits count it: the SHA-256 of the
+    trimmed token. None for something that cannot be a token."""
+    if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return token_hash(token.strip())
+
+
+async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str, *,
+                credential_version: int = 0, base_url: str | None = None) -> str:
+    """Create a link token, revoking the subject's earlier link of this purpose in the same write, and
+    return the full URL.
 
     ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page.
     """
     now = ctx.now()
-    await tokens.invalidate_for_subject(subject_id, purpose, ctx.now_ms())
     token = new_link_token()
-    await tokens.insert(OneTimeTokenDocument(
-        id=token_hash(token), purpose=purpose, subject_id=subject_id, application_id=ctx.application.id,
+    await tokens.issue(OneTimeTokenDocument(
+        id=tokens.link_id(purpose, subject_id), token_hash=token_hash(token), purpose=purpose,
+        subject_id=subject_id, credential_version=credential_version, application_id=ctx.application.id,
         created_at=now, expires_at=now + timedelta(minutes=ttl_minutes),
     ))
     target = base_url or f"{ctx.rules.public_url}{path}"
     return f"{target}{'&' if '?' in target else '?'}token={token}"
 
 
-def _checked(token: str) -> str:
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+def _checked(token: object) -> str:
+    key = token_key(token)
+    if key is None:
         raise InvalidToken()
-    return token_hash(token.strip())
+    return key
 
 
 async def consume(ctx: Context, purpose: str, token: str) -> OneTimeTokenDocument:
-    """Use a token up, atomically: of concurrent uses exactly one wins. Unknown, used and expired look alike."""
+    """Use a token up, atomically: of concurrent uses exactly one wins. Unknown, used and expired look alike.
+
+    The caller still checks ``credential_version`` against the subject's (see :func:`check_version`).
+    """
     found = await tokens.consume_token(_checked(token), purpose, ctx.now(), ctx.now_ms())
     if found is None:
         raise InvalidToken()
@@ -52,9 +70,20 @@ async def peek(ctx: Context, purpose: str, token: str) -> OneTimeTokenDocument:
     return found
 
 
+def check_version(link: OneTimeTokenDocument, credential_version: int) -> None:
+    """InvalidToken when the subject's credentials changed since the link was issued."""
+    if link.credential_version != credential_version:
+        raise InvalidToken()
+
+
+async def find_any(token: str) -> OneTimeTokenDocument | None:
+    """A link whatever its state (used, expired); None for an unknown one. Only to tell its holder what
+    already happened, or which application issued it."""
+    key = token_key(token)
+    return await tokens.get(key) if key else None
+
+
 async def issuing_application(token: str) -> str | None:
     """The application that issued a link, whatever the link's state; None for an unknown link."""
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    found = await tokens.get(token_hash(token.strip()))
+    found = await find_any(token)
     return found.application_id if found else None

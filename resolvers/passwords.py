@@ -1,4 +1,9 @@
-"""Password hashing (argon2id in worker threads, bounded) and the password policy."""
+"""Password hashing (argon2id in worker threads, bounded) and the password policy.
+
+Passwords are compared in one Unicode form, NFKC, as NIST SP 800-63B (5.1.1.2) asks: a password
+typed as "é" (NFC) on one keyboard and "e" + combining accent (NFD) on another is the same password.
+Hashing, verifying and the policy's length rule all use that form.
+"""
 
 from __future__ import annotations
 
@@ -66,11 +71,17 @@ class PasswordHasher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._argon2.hash, password)
+        """The argon2id hash of the password's NFKC form."""
+        return await self._run(self._argon2.hash, normalize_password(password))
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when the password matches. With no hash, verifies against a dummy to spend the same time."""
-        return await self._run(self._verify_sync, password_hash, password)
+    async def verify(self, password_hash: str | None, password: str, *, nfkc: bool = True) -> bool:
+        """True when the password matches. With no hash, verifies against a dummy to spend the same time.
+
+        ``nfkc=False`` is for a hash made before passwords were normalised: it is checked against the
+        raw form (once; the caller then stores a hash of the NFKC form).
+        """
+        candidate = normalize_password(password) if nfkc else password
+        return await self._run(self._verify_sync, password_hash, candidate)
 
     def _verify_sync(self, password_hash: str | None, password: str) -> bool:
         try:
@@ -94,6 +105,7 @@ def _common_passwords() -> frozenset[str]:
 
 
 def normalize_password(password: str) -> str:
+    """The form a password is hashed, verified and measured in (NIST SP 800-63B 5.1.1.2: NFKC)."""
     return unicodedata.normalize("NFKC", password)
 
 
@@ -102,15 +114,16 @@ def check_password(password: str, *, min_length: int = 8, context: tuple[str, ..
     reasons: list[str] = []
     if not is_text(password):
         raise PasswordPolicyViolation(["INVALID_CHARACTERS: use only valid Unicode text"], field=field)
-    length = len(normalize_password(password))
+    normalized = normalize_password(password)  # the form that is hashed
+    length = len(normalized)
     if length < min_length:
         reasons.append(f"TOO_SHORT: use at least {min_length} characters")
     if length > MAX_PASSWORD_LENGTH:
         reasons.append(f"TOO_LONG: use at most {MAX_PASSWORD_LENGTH} characters")
-    lowered = password.lower()
+    lowered = normalized.lower()
     if lowered in _common_passwords():
         reasons.append("COMMON: this password is too common; choose another")
-    if any(part and len(part) >= 3 and lowered == part.lower() for part in context):
+    if any(part and len(part) >= 3 and lowered == normalize_password(part).lower() for part in context):
         reasons.append("CONTAINS_IDENTIFIER: do not use your email or username as your password")
     if reasons:
         raise PasswordPolicyViolation(reasons, field=field)

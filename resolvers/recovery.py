@@ -10,11 +10,11 @@ from __future__ import annotations
 from resolvers import audit, links, ratelimit
 from resolvers.context import Context, Limit
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
+from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.passwords import check_password
-from resolvers.registration import mail_view, validate_email
-from resolvers.security import normalize_identifier, token_hash
+from resolvers.registration import mail_view
 from stores import config, customers, sessions
-from stores.documents import ApplicationDocument, CustomerDocument, PolicyDocument
+from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument
 
 PASSWORD_RESET = "password_reset"
 RESET_TTL_MIN_MINUTES = 5
@@ -27,7 +27,7 @@ def reset_ttl_minutes(configured: int) -> int:
 
 async def _within_limits(ctx: Context, bucket: str, email_norm: str, per_email: Limit, per_ip: Limit) -> bool:
     try:
-        await ratelimit.hit(ctx, f"{bucket}-ip", ctx.request.ip_address, per_ip)
+        await ratelimit.hit_ip(ctx, f"{bucket}-ip", per_ip)
         await ratelimit.hit(ctx, f"{bucket}-email", email_norm, per_email)
     except RateLimited:
         return False
@@ -57,11 +57,12 @@ async def _recipient(ctx: Context, bucket: str, email: str, statuses: set[str]) 
 
 
 async def _send_reset(ctx: Context, email: str) -> None:
-    customer = await _recipient(ctx, "reset", email, {"active"})
+    customer = await _recipient(ctx, "reset", email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
     ttl = reset_ttl_minutes(ctx.policy.password_reset_ttl_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
+                            credential_version=customer.credential_version,
                             base_url=ctx.application.password_reset_url)
     await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("password_reset", customer.email, {
@@ -85,13 +86,19 @@ async def _issuing(ctx: Context, application_id: str | None) -> tuple[Applicatio
 
 
 async def reset_password(ctx: Context, token: str, new_password: str, confirm_password: str) -> None:
-    """Set a new password from a reset link. Nothing changes unless the token is valid and wins the race."""
-    await ratelimit.hit(ctx, "reset-submit-ip", ctx.request.ip_address, ctx.rules.reset_ip)
-    await ratelimit.hit(ctx, "reset-token", token_hash(token or "")[:32], ctx.rules.reset_token)
+    """Set a new password from a reset link. Nothing changes unless the token is valid and wins the race.
+
+    The new hash and a bumped credential version are written together, only if the credentials are
+    still those the link was issued under; then every session ends (a sign-in racing this one cannot
+    keep its session: see ``resolvers.sessions``).
+    """
+    await ratelimit.hit_ip(ctx, "reset-submit-ip", ctx.rules.reset_ip)
+    await ratelimit.hit(ctx, "reset-token", links.token_key(token), ctx.rules.reset_token)
     found = await links.peek(ctx, PASSWORD_RESET, token)
     customer = await customers.get(found.subject_id)
-    if customer is None or customer.status != "active":
+    if customer is None or customer.status != CustomerStatus.ACTIVE:
         raise InvalidToken()
+    links.check_version(found, customer.credential_version)
     application, policy = await _issuing(ctx, found.application_id)
     if not policy.password_reset_enabled:
         raise FeatureDisabled()
@@ -103,15 +110,16 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
     used = await links.consume(ctx, PASSWORD_RESET, token)  # of concurrent uses, exactly one gets here
     if used.subject_id != customer.id:
         raise InvalidToken()
-    await customers.set_password_hash(customer.id, password_hash, ctx.now_ms())
+    if not await customers.set_password(customer.id, password_hash, used.credential_version, ctx.now_ms()):
+        raise InvalidToken()  # the credentials changed since the link was issued
     ended = await sessions.delete_for_subject(customer.id)
-    # The real owner is never locked out by throttling: a reset clears the sign-in failure counters.
-    for identifier in {customer.email_norm, customer.username_norm}:
-        await ratelimit.reset(ctx, "customer-login-id", identifier, ctx.rules.login_identifier)
+    # The real owner is never locked out by throttling: a reset clears the account's sign-in budget for
+    # clients without a device token (those with one have their own, see resolvers.sessions).
+    await ratelimit.reset(ctx, "customer-login-id", f"account:{customer.id}", ctx.rules.login_identifier)
     await audit.record(ctx, "customer.password_reset", subject_id=customer.id, actor_kind="customer",
                        actor_id=customer.id, sessions_ended=ended)
-    ctx.defer(ctx.mailer.send("password_changed", customer.email, {"customer": mail_view(customer)},
-                              application, customer.locale))
+    await ctx.mailer.send("password_changed", customer.email, {"customer": mail_view(customer)},
+                          application, customer.locale)
 
 
 async def request_username_reminder(ctx: Context, email: str) -> None:
@@ -121,7 +129,7 @@ async def request_username_reminder(ctx: Context, email: str) -> None:
 
 
 async def _send_reminder(ctx: Context, email: str) -> None:
-    customer = await _recipient(ctx, "reminder", email, {"active", "pending"})
+    customer = await _recipient(ctx, "reminder", email, {CustomerStatus.ACTIVE, CustomerStatus.PENDING})
     if customer is None:
         return
     await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from resolvers import audit, links, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
+from resolvers.identifiers import normalize_identifier, validate_email, validate_username
 from resolvers.passwords import check_password
-from resolvers.security import is_text, new_id, normalize_identifier, token_hash
-from stores import customers, tokens
-from stores.documents import CustomerDocument
+from resolvers.security import is_text, new_id
+from stores import customers
+from stores.documents import CustomerDocument, CustomerStatus
 
-# Control characters and lone surrogates are not allowed either: they cannot be mailed or stored.
-_EMAIL_CHAR = r"[^@\s<>()\[\]\\,;:\"\x00-\x1f\x7f\ud800-\udfff]"
-EMAIL_RE = re.compile(rf"^{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+$")
-USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")  # no "@", so a username never collides with an email
 NAME_MAX = 100
 ACTIVATION = "activation"
-
-
-def validate_email(problems: Problems, email: str, field: str = "email") -> str:
-    email = (email or "").strip()
-    if not email:
-        problems.add(field, "REQUIRED", "Enter an email address.")
-    elif len(email) > 254 or not EMAIL_RE.match(email):
-        problems.add(field, "INVALID", "Enter a valid email address.")
-    return email
 
 
 def _validate_name(problems: Problems, value: str | None, field: str) -> str | None:
@@ -42,12 +28,7 @@ def _validate_name(problems: Problems, value: str | None, field: str) -> str | N
 
 def _username(problems: Problems, mode: str, username: str | None, email: str) -> str:
     if mode == "USERNAME":
-        username = (username or "").strip()
-        if not username:
-            problems.add("username", "REQUIRED", "Choose a username.")
-        elif not USERNAME_RE.match(username):
-            problems.add("username", "INVALID", "Use 3 to 64 letters, digits, dots, dashes or underscores.")
-        return username
+        return validate_username(problems, username)
     if username is not None and normalize_identifier(username) != normalize_identifier(email):
         problems.add("username", "NOT_ALLOWED", "This application uses your email address as your username.")
     return email
@@ -62,7 +43,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     """
     if not ctx.policy.registration_enabled:
         raise FeatureDisabled()
-    await ratelimit.hit(ctx, "register-ip", ctx.request.ip_address, ctx.rules.register_ip)
+    await ratelimit.hit_ip(ctx, "register-ip", ctx.rules.register_ip)
 
     problems = Problems()
     email = validate_email(problems, email)
@@ -87,7 +68,8 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     customer = CustomerDocument(
         id=new_id(), store_id=store_id, email=email, email_norm=normalize_identifier(email),
         username=username, username_norm=username_norm, given_name=given_name, family_name=family_name,
-        password_hash=password_hash, status="pending", created_at=ctx.now(), locale=ctx.request.locale,
+        password_hash=password_hash, password_nfkc=True, status=CustomerStatus.PENDING, created_at=ctx.now(),
+        locale=ctx.request.locale,
     )
     try:
         await customers.insert(customer)
@@ -114,7 +96,8 @@ def mail_view(customer: CustomerDocument) -> dict:
 
 
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
-    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate")
+    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate",
+                            credential_version=customer.credential_version)
     await ctx.mailer.send("activation", customer.email, {
         "customer": mail_view(customer), "action_url": url,
         "expires_in_minutes": ctx.policy.activation_ttl_minutes,
@@ -124,9 +107,10 @@ async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
 async def activate(ctx: Context, token: str) -> None:
     found = await links.consume(ctx, ACTIVATION, token)
     customer = await customers.get(found.subject_id)
-    if customer is None or customer.status == "disabled":
+    if customer is None or customer.status == CustomerStatus.DISABLED:
         raise InvalidToken()
-    await customers.activate(customer.id, ctx.now_ms())
+    links.check_version(found, customer.credential_version)
+    await customers.activate(customer.id, found.credential_version, ctx.now_ms())
     await audit.record(ctx, "customer.activated", subject_id=customer.id, actor_kind="customer", actor_id=customer.id)
 
 
@@ -141,21 +125,19 @@ async def resend_activation(ctx: Context, email: str) -> None:
 async def _resend(ctx: Context, email: str) -> None:
     email_norm = normalize_identifier(email)
     try:
-        await ratelimit.hit(ctx, "resend-ip", ctx.request.ip_address, ctx.rules.activation_resend_ip)
+        await ratelimit.hit_ip(ctx, "resend-ip", ctx.rules.activation_resend_ip)
         await ratelimit.hit(ctx, "resend-email", email_norm, ctx.rules.activation_resend_email)
     except RateLimited:
         return
     customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
-    if customer is not None and customer.status == "pending":
+    if customer is not None and customer.status == CustomerStatus.PENDING:
         await send_activation(ctx, customer)
 
 
 async def link_already_used_for_active_account(ctx: Context, token: str) -> bool:
     """True when this activation link was used and its account is active (a mail scanner may have opened it)."""
-    if not token or len(token) > links.MAX_TOKEN_LENGTH:
-        return False
-    found = await tokens.get(token_hash(token.strip()))
+    found = await links.find_any(token)
     if found is None or found.purpose != ACTIVATION or not found.used:
         return False
     customer = await customers.get(found.subject_id)
-    return customer is not None and customer.status == "active"
+    return customer is not None and customer.status == CustomerStatus.ACTIVE

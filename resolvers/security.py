@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import unicodedata
 import uuid
 
 # Session tokens carry 256 random bits, one-time link tokens 192: both above the 128-bit floor.
@@ -33,11 +32,6 @@ def token_hash(token: str) -> str:
 def keyed_hash(secret_key: bytes, value: str) -> str:
     """Keyed digest for rate-limit keys, so counters never store raw emails or IPs."""
     return hmac.new(secret_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
-
-
-def normalize_identifier(value: str) -> str:
-    """The comparison form of an email or username: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
 def is_text(value: str) -> bool:

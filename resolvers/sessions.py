@@ -1,44 +1,102 @@
-"""Signing in and out, and turning a bearer token back into a principal."""
+"""Signing in and out, and turning a bearer token back into a principal.
+
+Customers and admins sign in through one function, :func:`sign_in`; what differs between them (where
+the account lives, who may sign in, how long a session lasts) is an :class:`AccountKind`.
+
+Guessing is limited by several counters, all counted before the password is checked (so parallel
+guesses cannot slip past) and cleared by a successful sign-in:
+
+- per client IP (an IPv6 client per /64), whatever the account: ``login_ip``;
+- per account and client IP, tight: ``login_identifier_ip``;
+- per account, for clients that never signed in to it, softer: ``login_identifier``;
+- per known device (a device token from an earlier sign-in, see ``resolvers.devices``), instead of
+  the two above: ``login_device``. So failures from anywhere else never lock the owner out of a
+  device they have used before.
+
+"Per account" means the account the identifier matches (so its email and username share one
+budget), or the normalised identifier when none matches.
+
+A sign-in only stands if the account's credentials did not change while it ran: the session is
+written first, then one conditional write on the account (same password hash, same credential
+version, still allowed to sign in) records the sign-in and stores any rehash; if that write finds
+nothing, the session is deleted and the sign-in fails. A password change bumps the version and then
+ends every session, so in every interleaving the sign-in that verified the old password ends up
+with no session.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from resolvers import audit, ratelimit
+from resolvers import audit, devices, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
-from resolvers.security import is_text, new_id, new_session_token, normalize_identifier, token_hash
+from resolvers.identifiers import normalize_identifier
+from resolvers.roles import permissions_of
+from resolvers.security import is_text, new_id, new_session_token, token_hash
 from stores import admins, customers, sessions
-from stores.documents import CustomerDocument, CustomerProfile, SessionDocument
+from stores.documents import CustomerDocument, CustomerProfile, CustomerStatus, SessionDocument
 
 MAX_IDENTIFIER = 320
 MAX_PASSWORD_INPUT = 1024
 MAX_TOKEN = 200
 
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset({
-        "customers:read", "customers:write", "sessions:read", "sessions:write", "audit:read",
-        "policies:read", "policies:write", "applications:read", "applications:write",
-        "templates:read", "templates:write", "admins:read", "admins:write",
-    }),
-    "admin": frozenset({
-        "customers:read", "customers:write", "sessions:read", "sessions:write", "audit:read",
-        "policies:read", "policies:write", "applications:read", "applications:write",
-        "templates:read", "templates:write",
-    }),
-    "support": frozenset({"customers:read", "sessions:read", "sessions:write", "audit:read"}),
-    "viewer": frozenset({"customers:read", "sessions:read", "audit:read"}),
-}
+CUSTOMER = "customer"
+ADMIN = "admin"
 
 
 def profile_of(customer: CustomerDocument) -> CustomerProfile:
     return CustomerProfile.model_validate(customer.model_dump(include=set(CustomerProfile.model_fields)))
 
 
+@dataclass(frozen=True)
+class AccountKind:
+    """What differs between signing in a customer and an admin."""
+
+    name: str  # customer | admin: the session kind and the prefix of audit events and counters
+    identifier_field: str  # the input field named in problems
+    find: Callable[[Context, str], Awaitable[Any]]  # (ctx, normalised identifier) -> account or None
+    may_sign_in: Callable[[Any], bool]
+    confirm: Callable[..., Awaitable[bool]]  # stores.<kind>.confirm_sign_in
+    profile: Callable[[Any], CustomerProfile | None]
+
+
+async def _find_customer(ctx: Context, identifier_norm: str) -> CustomerDocument | None:
+    return await customers.get_by_identifier(ctx.application.identity_store_id, identifier_norm)
+
+
+async def _find_admin(ctx: Context, identifier_norm: str):
+    return await admins.get_by_normalized_email(identifier_norm)
+
+
+CUSTOMERS = AccountKind(CUSTOMER, "identifier", _find_customer, lambda c: c.status != CustomerStatus.DISABLED,
+                        customers.confirm_sign_in, profile_of)
+ADMINS = AccountKind(ADMIN, "email", _find_admin, lambda a: not a.disabled, admins.confirm_sign_in,
+                     lambda _: None)
+KINDS = {CUSTOMER: CUSTOMERS, ADMIN: ADMINS}
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    session: SessionDocument
+    device_token: str = ""
+
+
 def _ttl(rules: Rules, kind: str) -> tuple[int, int]:
-    if kind == "admin":
+    if kind == ADMIN:
         return rules.admin_session_absolute_ttl_seconds, rules.admin_session_idle_ttl_seconds
     return rules.session_absolute_ttl_seconds, rules.session_idle_ttl_seconds
+
+
+def touch_interval_ms(rules: Rules, kind: str) -> int:
+    """How often activity is written: the setting, but never more than half the idle timeout, so that a
+    session used at least once per idle timeout never expires while in use."""
+    _, idle = _ttl(rules, kind)
+    return min(rules.session_touch_interval_seconds, idle // 2) * 1000
 
 
 def _credentials(identifier: str, password: str, field: str) -> str:
@@ -59,14 +117,14 @@ def _credentials(identifier: str, password: str, field: str) -> str:
     return normalize_identifier(identifier)
 
 
-async def create_session(ctx: Context, kind: str, subject_id: str,
-                         profile: CustomerProfile | None = None) -> tuple[str, SessionDocument]:
+async def create_session(ctx: Context, kind: str, subject_id: str, profile: CustomerProfile | None = None,
+                         credential_version: int = 0) -> tuple[str, SessionDocument]:
     absolute, idle = _ttl(ctx.rules, kind)
     now, now_ms = ctx.now(), ctx.now_ms()
     token = new_session_token(kind)
     session = SessionDocument(
         id=new_id(), token_hash=token_hash(token), kind=kind, subject_id=subject_id,
-        created_at=now, expires_at=now + timedelta(seconds=absolute),
+        credential_version=credential_version, created_at=now, expires_at=now + timedelta(seconds=absolute),
         idle_expires_at_ms=now_ms + idle * 1000, last_seen_at_ms=now_ms,
         ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
         profile=profile,
@@ -75,51 +133,61 @@ async def create_session(ctx: Context, kind: str, subject_id: str,
     return token, session
 
 
-async def _throttle(ctx: Context, scope: str, identifier_norm: str) -> None:
-    await ratelimit.hit(ctx, f"{scope}-login-ip", ctx.request.ip_address, ctx.rules.login_ip)
-    await ratelimit.hit(ctx, f"{scope}-login-id", identifier_norm, ctx.rules.login_identifier)
+def _budgets(ctx: Context, kind: AccountKind, account: Any, identifier_norm: str,
+             device_token: str | None) -> list[tuple[str, str, Any]]:
+    """The counters this attempt is counted against, besides the per-IP one: (bucket, key, limit)."""
+    rules = ctx.rules
+    if account is not None:
+        device = devices.recognise(rules, device_token, kind.name, account.id, account.credential_version)
+        if device is not None:
+            return [(f"{kind.name}-login-device", device, rules.login_device)]
+        account_key = f"account:{account.id}"
+    else:
+        account_key = f"identifier:{identifier_norm}"
+    client = ratelimit.ip_key(ctx.request.ip_address) or "-"
+    return [(f"{kind.name}-login-id-ip", f"{account_key}|{client}", rules.login_identifier_ip),
+            (f"{kind.name}-login-id", account_key, rules.login_identifier)]
 
 
-async def _failed(ctx: Context, scope: str, identifier_norm: str, subject_id: str | None) -> InvalidCredentials:
-    await audit.record(ctx, f"{scope}.login_failed", subject_id=subject_id, actor_kind="public")
+async def _failed(ctx: Context, kind: AccountKind, account: Any) -> InvalidCredentials:
+    await audit.record(ctx, f"{kind.name}.login_failed", subject_id=account.id if account else None,
+                       actor_kind="public")
     return InvalidCredentials()
 
 
-async def sign_in(ctx: Context, identifier: str, password: str) -> tuple[str, SessionDocument]:
-    """Customer sign-in. Unknown account, wrong password and disabled account look and time alike."""
-    identifier_norm = _credentials(identifier, password, "identifier")
+async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
+                  device_token: str | None = None) -> SignedIn:
+    """Sign a customer (``kind_name="customer"``) or an admin in.
+
+    Unknown account, wrong password and disabled account give the same InvalidCredentials, with the
+    same work: an unknown account is verified against a dummy hash. A customer who has not activated
+    is told so only after the right password. Raises RateLimited when a counter is over its limit
+    (see the module docstring) or when the hash threads are saturated.
+    """
+    kind = KINDS[kind_name]
+    identifier_norm = _credentials(identifier, password, kind.identifier_field)
     ctx.hasher.check_capacity()
-    await _throttle(ctx, "customer", identifier_norm)
-    customer = await customers.get_by_identifier(ctx.application.identity_store_id, identifier_norm)
-    ok = await ctx.hasher.verify(customer.password_hash if customer else None, password)
-    if not ok or customer is None or customer.status == "disabled":
-        raise await _failed(ctx, "customer", identifier_norm, customer.id if customer else None)
-    if customer.status != "active":
+    await ratelimit.hit_ip(ctx, f"{kind.name}-login-ip", ctx.rules.login_ip)
+    account = await kind.find(ctx, identifier_norm)
+    budgets = _budgets(ctx, kind, account, identifier_norm, device_token)
+    for bucket, key, limit in budgets:
+        await ratelimit.hit(ctx, bucket, key, limit)
+    nfkc = account.password_nfkc if account is not None else True
+    ok = await ctx.hasher.verify(account.password_hash if account else None, password, nfkc=nfkc)
+    if not ok or account is None or not kind.may_sign_in(account):
+        raise await _failed(ctx, kind, account)
+    if kind is CUSTOMERS and account.status != CustomerStatus.ACTIVE:
         raise AccountNotActivated()
-    if ctx.hasher.needs_rehash(customer.password_hash):
-        await customers.set_password_hash(customer.id, await ctx.hasher.hash(password), ctx.now_ms())
-    await ratelimit.reset(ctx, "customer-login-id", identifier_norm, ctx.rules.login_identifier)
-    token, session = await create_session(ctx, "customer", customer.id, profile_of(customer))
-    await audit.record(ctx, "customer.login_succeeded", subject_id=customer.id,
-                       actor_kind="customer", actor_id=customer.id, session_id=session.id)
-    return token, session
-
-
-async def admin_sign_in(ctx: Context, email: str, password: str) -> tuple[str, SessionDocument]:
-    email_norm = _credentials(email, password, "email")
-    ctx.hasher.check_capacity()
-    await _throttle(ctx, "admin", email_norm)
-    admin = await admins.get_by_normalized_email(email_norm)
-    ok = await ctx.hasher.verify(admin.password_hash if admin else None, password)
-    if not ok or admin is None or admin.disabled:
-        raise await _failed(ctx, "admin", email_norm, admin.id if admin else None)
-    if ctx.hasher.needs_rehash(admin.password_hash):
-        await admins.set_password_hash(admin.id, await ctx.hasher.hash(password))
-    await ratelimit.reset(ctx, "admin-login-id", email_norm, ctx.rules.login_identifier)
-    token, session = await create_session(ctx, "admin", admin.id)
-    await audit.record(ctx, "admin.login_succeeded", subject_id=admin.id, actor_kind="admin",
-                       actor_id=admin.id, session_id=session.id)
-    return token, session
+    new_hash = await ctx.hasher.hash(password) if not nfkc or ctx.hasher.needs_rehash(account.password_hash) else None
+    token, session = await create_session(ctx, kind.name, account.id, kind.profile(account), account.credential_version)
+    if not await kind.confirm(account.id, account.password_hash, account.credential_version, ctx.now_ms(), new_hash):
+        await sessions.delete(session.id)  # the credentials changed while we checked them
+        raise await _failed(ctx, kind, account)
+    for bucket, key, limit in budgets:
+        await ratelimit.reset(ctx, bucket, key, limit)
+    await audit.record(ctx, f"{kind.name}.login_succeeded", subject_id=account.id, actor_kind=kind.name,
+                       actor_id=account.id, session_id=session.id)
+    return SignedIn(token, session, devices.issue(ctx.rules, kind.name, account.id, account.credential_version))
 
 
 async def sign_out(ctx: Context) -> None:
@@ -131,7 +199,12 @@ async def sign_out(ctx: Context) -> None:
 
 
 async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Principal | None:
-    """The principal behind a bearer token, or None. Records activity at most once per interval."""
+    """The principal behind a bearer token, or None. Records activity at most once per interval.
+
+    A customer session is refused unless its copy of the profile says the account is active (every
+    status change rewrites or deletes the copies), so this costs one round trip; an admin's session
+    loads the admin for its role and ``disabled`` flag.
+    """
     if not token or len(token) > MAX_TOKEN:
         return None
     now = clock.now()
@@ -141,14 +214,17 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
         return None
     kind, subject_id, session_id = session["kind"], session["subject_id"], session["_id"]
     permissions: frozenset[str] = frozenset()
-    if kind == "admin":
+    profile = session.get("profile")
+    if kind == ADMIN:
         admin = await admins.get(subject_id)
         if admin is None or admin.disabled:
             return None
-        permissions = ROLE_PERMISSIONS.get(admin.role, frozenset())
-    interval_ms = rules.session_touch_interval_seconds * 1000
+        permissions = permissions_of(admin.role)
+    elif not profile or profile.get("status") != CustomerStatus.ACTIVE:
+        return None
+    interval_ms = touch_interval_ms(rules, kind)
     if now_ms - session["last_seen_at_ms"] >= interval_ms:
         _, idle = _ttl(rules, kind)
         await sessions.touch(session_id, now_ms, now_ms + idle * 1000, now_ms - interval_ms + 1)
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
-                     profile=session.get("profile"))
+                     profile=profile)

@@ -47,7 +47,7 @@ AccountRegisterResult = Annotated[
 ]
 AccountActivateResult = Annotated[AccountActivated | InvalidTokenError, strawberry.union("AccountActivateResult")]
 AccountActivationResendResult = Annotated[
-    AccountActivationResent | InvalidInputError, strawberry.union("AccountActivationResendResult")
+    AccountActivationResent | InvalidInputError | RateLimitedError, strawberry.union("AccountActivationResendResult")
 ]
 
 

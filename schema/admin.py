@@ -9,8 +9,8 @@ from strawberry.types import Info
 
 from resolvers import admins, customers, sessions
 from schema.errors import InvalidCredentialsError, InvalidInputError, RateLimitedError
-from schema.permissions import requires, HasPermission, IsAdmin
-from schema.sessions import SessionCreated, session_created
+from schema.permissions import HasPermission, IsAdmin, requires
+from schema.sessions import DEVICE_TOKEN_DESCRIPTION, SessionCreated, session_created
 from schema.types import Admin, Customer
 
 
@@ -18,6 +18,7 @@ from schema.types import Admin, Customer
 class AdminSessionCreateInput:
     email: str
     password: str
+    device_token: str | None = strawberry.field(default=None, description=DEVICE_TOKEN_DESCRIPTION)
 
 
 AdminSessionCreateResult = Annotated[
@@ -74,5 +75,5 @@ class AdminQueries:
 class AdminMutations:
     @strawberry.mutation(description="Signs an admin in. Admin tokens never work on customer fields, nor the reverse.")
     async def admin_session_create(self, info: Info, input: AdminSessionCreateInput) -> AdminSessionCreateResult:
-        token, doc = await sessions.admin_sign_in(info.context, input.email, input.password)
-        return session_created(token, doc)
+        return session_created(await sessions.sign_in(info.context, sessions.ADMIN, input.email, input.password,
+                                                      input.device_token))

@@ -51,7 +51,8 @@ class UsernameReminderRequested:
 
 
 PasswordResetRequestResult = Annotated[
-    PasswordResetRequested | FeatureDisabledError | InvalidInputError, strawberry.union("PasswordResetRequestResult")
+    PasswordResetRequested | FeatureDisabledError | InvalidInputError | RateLimitedError,
+    strawberry.union("PasswordResetRequestResult"),
 ]
 PasswordResetResult = Annotated[
     PasswordResetDone | InvalidTokenError | PasswordMismatchError | PasswordPolicyError | RateLimitedError
@@ -59,7 +60,7 @@ PasswordResetResult = Annotated[
     strawberry.union("PasswordResetResult"),
 ]
 UsernameReminderRequestResult = Annotated[
-    UsernameReminderRequested | FeatureDisabledError | InvalidInputError,
+    UsernameReminderRequested | FeatureDisabledError | InvalidInputError | RateLimitedError,
     strawberry.union("UsernameReminderRequestResult"),
 ]
 

@@ -9,20 +9,21 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import customers, sessions
-from schema.errors import (
-    AccountNotActivatedError,
-    InvalidCredentialsError,
-    InvalidInputError,
-    RateLimitedError,
-)
-from schema.permissions import requires, IsAuthenticated, IsCustomer
+from schema.errors import AccountNotActivatedError, InvalidCredentialsError, InvalidInputError, RateLimitedError
+from schema.permissions import IsAuthenticated, IsCustomer, requires
 from schema.types import Customer, Session
+
+DEVICE_TOKEN_DESCRIPTION = (
+    "The `deviceToken` of an earlier sign-in to this account from this device, if the client kept one: "
+    "failed attempts then count against this device alone, so attacks from elsewhere cannot lock it out."
+)
 
 
 @strawberry.input
 class SessionCreateInput:
     identifier: str = strawberry.field(description="Email address or username.")
     password: str
+    device_token: str | None = strawberry.field(default=None, description=DEVICE_TOKEN_DESCRIPTION)
 
 
 @strawberry.type(description="The new session's id and expiry, shown to its owner.")
@@ -35,6 +36,9 @@ class SessionInfo:
 class SessionCreated:
     token: str = strawberry.field(description="Send as `Authorization: Bearer <token>`. Shown once.")
     session: SessionInfo
+    device_token: str = strawberry.field(description=(
+        "Keep it on this device (a long-lived cookie or app storage) and send it with the next sign-in "
+        "to this account as `deviceToken`. Not a credential: it cannot sign anyone in."))
 
 
 @strawberry.type
@@ -48,9 +52,10 @@ SessionCreateResult = Annotated[
 ]
 
 
-def session_created(token: str, doc) -> SessionCreated:
-    view = Session.from_doc(doc)
-    return SessionCreated(token=token, session=SessionInfo(id=view.id, expires_at=view.expires_at))
+def session_created(signed_in: sessions.SignedIn) -> SessionCreated:
+    view = Session.from_doc(signed_in.session)
+    return SessionCreated(token=signed_in.token, session=SessionInfo(id=view.id, expires_at=view.expires_at),
+                          device_token=signed_in.device_token)
 
 
 @strawberry.type
@@ -64,8 +69,8 @@ class SessionQueries:
 class SessionMutations:
     @strawberry.mutation(description="Signs a customer in with email or username and password.")
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreateResult:
-        token, doc = await sessions.sign_in(info.context, input.identifier, input.password)
-        return session_created(token, doc)
+        return session_created(await sessions.sign_in(info.context, sessions.CUSTOMER, input.identifier,
+                                                      input.password, input.device_token))
 
     @strawberry.mutation(description="Signs out the current session.",
                          extensions=requires(IsAuthenticated()))

@@ -30,5 +30,15 @@ async def get_by_normalized_email(email_norm: str) -> AdminDocument | None:
     return AdminDocument.model_validate(raw) if raw else None
 
 
-async def set_password_hash(admin_id: str, password_hash: str) -> None:
-    await _col().update_one({"_id": admin_id}, {"$set": {"password_hash": password_hash}})
+async def confirm_sign_in(admin_id: str, password_hash: str, credential_version: int, now_ms: int,
+                          new_hash: str | None = None) -> bool:
+    """Record a sign-in, only if the admin is still enabled with the password hash and credential version
+    the sign-in verified (see ``stores.customers.confirm_sign_in``)."""
+    changes: dict = {"last_sign_in_at_ms": now_ms}
+    if new_hash is not None:
+        changes.update(password_hash=new_hash, password_nfkc=True)
+    result = await _col().update_one(
+        {"_id": admin_id, "disabled": False, "password_hash": password_hash, "credential_version": credential_version},
+        {"$set": changes},
+    )
+    return result.matched_count == 1

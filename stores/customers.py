@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from pymongo.errors import DuplicateKeyError
 
-from stores.documents import CustomerDocument
+from stores.documents import CustomerDocument, CustomerStatus
 
 
 class DuplicateCustomer(Exception):
@@ -40,24 +40,63 @@ async def get_by_normalized_email(store_id: str, email_norm: str) -> CustomerDoc
 
 
 async def get_by_identifier(store_id: str, identifier_norm: str) -> CustomerDocument | None:
-    """Find by normalised email first, then by normalised username."""
-    raw = await _col().find_one({"store_id": store_id, "email_norm": identifier_norm})
-    if raw is None:
-        raw = await _col().find_one({"store_id": store_id, "username_norm": identifier_norm})
+    """Find by normalised email or username, in one round trip whether or not it exists.
+
+    A username never contains "@" and an email always does, so at most one customer matches.
+    """
+    raw = await _col().find_one({"store_id": store_id,
+                                 "$or": [{"email_norm": identifier_norm}, {"username_norm": identifier_norm}]})
     return CustomerDocument.model_validate(raw) if raw else None
 
 
-async def activate(customer_id: str, now_ms: int) -> bool:
-    """Mark a pending customer active and their email verified. False when not pending."""
+async def activate(customer_id: str, credential_version: int, now_ms: int) -> bool:
+    """Mark a pending customer active and their email verified, if their credentials are still those of
+    the link (``credential_version``). False otherwise."""
     result = await _col().update_one(
-        {"_id": customer_id, "status": "pending"},
-        {"$set": {"status": "active", "email_verified": True, "activated_at_ms": now_ms, "updated_at_ms": now_ms}},
+        {"_id": customer_id, "status": CustomerStatus.PENDING, "credential_version": credential_version},
+        {"$set": {"status": CustomerStatus.ACTIVE, "email_verified": True, "activated_at_ms": now_ms,
+                  "updated_at_ms": now_ms}},
     )
     return result.modified_count == 1
 
 
-async def set_password_hash(customer_id: str, password_hash: str, now_ms: int) -> None:
-    await _col().update_one({"_id": customer_id}, {"$set": {"password_hash": password_hash, "updated_at_ms": now_ms}})
+async def set_password(customer_id: str, password_hash: str, expected_version: int, now_ms: int) -> bool:
+    """Replace the password and bump the credential version in one write, only if the version is still
+    ``expected_version`` (nobody changed the credentials since it was read). False otherwise."""
+    result = await _col().update_one(
+        {"_id": customer_id, "credential_version": expected_version},
+        {"$set": {"password_hash": password_hash, "password_nfkc": True, "updated_at_ms": now_ms},
+         "$inc": {"credential_version": 1}},
+    )
+    return result.modified_count == 1
+
+
+async def confirm_sign_in(customer_id: str, password_hash: str, credential_version: int, now_ms: int,
+                          new_hash: str | None = None) -> bool:
+    """Record a sign-in, only if the account is still active with the password hash and credential version
+    the sign-in verified; False when any of them changed in between (the sign-in must then not stand).
+
+    ``new_hash`` replaces the stored hash (a rehash with current parameters or of the NFKC form) under the
+    same condition, so a rehash can never put back a password that was changed meanwhile.
+    """
+    changes: dict = {"last_sign_in_at_ms": now_ms}
+    if new_hash is not None:
+        changes.update(password_hash=new_hash, password_nfkc=True)
+    result = await _col().update_one(
+        {"_id": customer_id, "status": CustomerStatus.ACTIVE, "password_hash": password_hash,
+         "credential_version": credential_version},
+        {"$set": changes},
+    )
+    return result.matched_count == 1
+
+
+async def disable(customer_id: str, now_ms: int) -> bool:
+    """Disable an account and bump its credential version in one write. False when it does not exist."""
+    result = await _col().update_one(
+        {"_id": customer_id},
+        {"$set": {"status": CustomerStatus.DISABLED, "updated_at_ms": now_ms}, "$inc": {"credential_version": 1}},
+    )
+    return result.matched_count == 1
 
 
 async def page(store_id: str, *, first: int, after: str | None, search: str | None) -> tuple[list[CustomerDocument], bool]:

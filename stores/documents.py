@@ -10,12 +10,19 @@ itself (TTL indexes are kept for real MongoDB only as clean-up).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
+
+
+class CustomerStatus(StrEnum):
+    PENDING = "pending"  # registered, email not yet confirmed
+    ACTIVE = "active"
+    DISABLED = "disabled"  # by an admin: cannot sign in, every session ended
 
 
 class IdentityStoreDocument(Document):
@@ -80,12 +87,19 @@ class CustomerDocument(Document):
     given_name: str | None = None
     family_name: str | None = None
     password_hash: str
-    status: str = "pending"  # pending | active | disabled
+    # True when password_hash was computed from the NFKC form of the password (every hash made since
+    # passwords are normalised); an older hash is verified once against the raw form, then replaced.
+    password_nfkc: bool = False
+    # Bumped by every credential change (password set, account disabled) in the same write; sessions and
+    # emailed links carry the version they were issued under, and a sign-in only stands if it is unchanged.
+    credential_version: int = 0
+    status: CustomerStatus = CustomerStatus.PENDING
     email_verified: bool = False
     locale: str | None = None
     created_at: datetime
     activated_at_ms: int | None = None
     updated_at_ms: int | None = None
+    last_sign_in_at_ms: int | None = None
 
     class Settings:
         name = "customers"
@@ -100,9 +114,12 @@ class AdminDocument(Document):
     email: str
     email_norm: str
     password_hash: str
+    password_nfkc: bool = False
+    credential_version: int = 0
     role: str
     disabled: bool = False
     created_at: datetime
+    last_sign_in_at_ms: int | None = None
 
     class Settings:
         name = "admins"
@@ -122,7 +139,7 @@ class CustomerProfile(BaseModel):
     given_name: str | None = None
     family_name: str | None = None
     email_verified: bool = False
-    status: str
+    status: CustomerStatus
     created_at: datetime
 
 
@@ -137,6 +154,7 @@ class SessionDocument(Document):
     token_hash: str
     kind: str  # customer | admin
     subject_id: str
+    credential_version: int = 0  # the subject's credential version when it signed in
     created_at: datetime
     expires_at: datetime
     idle_expires_at_ms: int
@@ -155,11 +173,17 @@ class SessionDocument(Document):
 
 
 class OneTimeTokenDocument(Document):
-    """A single-use emailed secret. ``_id`` is the SHA-256 of the token."""
+    """A single-use emailed secret, stored only as the SHA-256 of the token.
+
+    ``_id`` is ``purpose:subject``, so a subject has at most one link of each purpose: issuing a new
+    one replaces the old one in a single write, and of two concurrent requests exactly one link stays valid.
+    """
 
     id: str = Field(alias="_id")
+    token_hash: str
     purpose: str
     subject_id: str
+    credential_version: int = 0  # the subject's credential version when the link was issued
     application_id: str | None = None
     created_at: datetime
     expires_at: datetime
@@ -169,21 +193,25 @@ class OneTimeTokenDocument(Document):
     class Settings:
         name = "one_time_tokens"
         indexes = [
-            IndexModel([("subject_id", 1), ("purpose", 1)], name="subject_purpose"),
+            IndexModel([("token_hash", 1)], unique=True, name="token_hash_unique"),
             IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl"),
         ]
 
 
 class RateCounterDocument(Document):
-    """A fixed-window counter; ``_id`` is ``bucket:keyed-hash:window``."""
+    """A fixed-window counter; ``_id`` is ``bucket:keyed-hash:window``.
+
+    Its expiry is integer epoch milliseconds (it is written by an upsert's ``$set``, where nx-27017
+    would store a datetime as a string); the housekeeping pass deletes expired counters.
+    """
 
     id: str = Field(alias="_id")
     hits: int = 0
-    expires_at: Any = None
+    expires_at_ms: int = 0
 
     class Settings:
         name = "rate_counters"
-        indexes = [IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl")]
+        indexes = [IndexModel([("expires_at_ms", 1)], name="expires_at_ms")]
 
 
 class AuditEventDocument(Document):

@@ -9,7 +9,7 @@ import pytest
 
 from resolvers.admins import create_admin
 from resolvers.context import RequestMeta
-from resolvers.sessions import ROLE_PERMISSIONS
+from resolvers.roles import ROLE_PERMISSIONS
 from stores import admins as admin_store
 from stores.documents import AdminDocument
 from tests.flows import (ADMIN_PASSWORD, ADMIN_SIGN_IN, PASSWORD, active_customer, admin_token, register)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from resolvers.security import normalize_identifier
+from resolvers.identifiers import normalize_identifier
 from stores.documents import CustomerDocument
 from tests.flows import (ACTIVATE, PASSWORD, REGISTER, activation_token, active_customer, admin_token, register,
                          sign_in)

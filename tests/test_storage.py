@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from resolvers.security import normalize_identifier, token_hash
+from resolvers.identifiers import normalize_identifier
+from resolvers.security import token_hash
 from stores.documents import AuditEventDocument, CustomerDocument, RateCounterDocument
 from tests.flows import (ACTIVATE, ADMIN_PASSWORD, ADMIN_SIGN_IN, REGISTER, SIGN_OUT, activation_token, admin_token,
                          sign_in)

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from resolvers.context import epoch_ms
 from stores import admins, config, customers, outbox, ratelimits, sessions, tokens
 from stores.documents import (AdminDocument, CustomerDocument, CustomerProfile, OneTimeTokenDocument, OutboxDocument,
-                              PolicyDocument, SessionDocument)
+                              PolicyDocument, RateCounterDocument, SessionDocument)
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +45,8 @@ def session(subject_id: str, *, expires_at: datetime, idle_ms: int, last_seen_ms
 
 
 def link_token(subject_id: str, purpose: str = "contract", expires_in: timedelta = timedelta(hours=1)):
-    return OneTimeTokenDocument(id=uid(), purpose=purpose, subject_id=subject_id, created_at=now(),
-                                expires_at=now() + expires_in)
+    return OneTimeTokenDocument(id=tokens.link_id(purpose, subject_id), token_hash=uid(), purpose=purpose,
+                                subject_id=subject_id, created_at=now(), expires_at=now() + expires_in)
 
 
 # -- unique indexes ---------------------------------------------------------------------------------
@@ -99,16 +100,46 @@ async def test_unique_index_on_admin_email_and_on_id():
 async def test_fifty_concurrent_conditional_find_one_and_update_have_exactly_one_winner():
     # given one unused token
     token = link_token(uid())
-    await tokens.insert(token)
+    await tokens.issue(token)
 
     # when fifty consumers race for it
-    results = await asyncio.gather(*(tokens.consume_token(token.id, token.purpose, now(), epoch_ms(now()))
+    results = await asyncio.gather(*(tokens.consume_token(token.token_hash, token.purpose, now(), epoch_ms(now()))
                                      for _ in range(50)))
 
-    # then exactly one gets it, and it is marked used
+    # then exactly one gets it (as it was before: unused), and it is marked used
     winners = [r for r in results if r is not None]
-    assert len(winners) == 1 and winners[0].id == token.id
-    assert await tokens.find_usable(token.id, token.purpose, now()) is None
+    assert len(winners) == 1 and winners[0].id == token.id and winners[0].used is False
+    assert await tokens.find_usable(token.token_hash, token.purpose, now()) is None
+    assert (await tokens.get(token.token_hash)).used is True
+
+
+async def test_concurrent_upserting_replaces_leave_exactly_one_document_per_id():
+    # given a subject with no link yet
+    subject = uid()
+    links = [link_token(subject) for _ in range(20)]
+
+    # when twenty links of one purpose are issued at once
+    await asyncio.gather(*(tokens.issue(link) for link in links))
+
+    # then one document remains, holding exactly one of the twenty token hashes, and only it is usable
+    raw = await OneTimeTokenDocument.get_pymongo_collection().find({"subject_id": subject}).to_list()
+    assert len(raw) == 1 and raw[0]["token_hash"] in {link.token_hash for link in links}
+    usable = [link for link in links if await tokens.find_usable(link.token_hash, "contract", now())]
+    assert [link.token_hash for link in usable] == [raw[0]["token_hash"]]
+
+
+async def test_a_unique_index_refuses_a_second_document_with_the_same_token_hash():
+    # given a link
+    first = link_token(uid())
+    await tokens.issue(first)
+
+    # when another subject's link carries the same token hash
+    clash = link_token(uid())
+    clash.token_hash = first.token_hash
+
+    # then it is refused
+    with pytest.raises(DuplicateKeyError):
+        await tokens.issue(clash)
 
 
 async def test_find_one_and_update_respects_every_condition():
@@ -116,14 +147,56 @@ async def test_find_one_and_update_respects_every_condition():
     subject = uid()
     expired = link_token(subject, expires_in=timedelta(seconds=-1))
     other = link_token(subject, purpose="other")
-    await tokens.insert(expired)
-    await tokens.insert(other)
+    await tokens.issue(expired)
+    await tokens.issue(other)
 
     # when each is consumed
     # then neither matches
-    assert await tokens.consume_token(expired.id, expired.purpose, now(), epoch_ms(now())) is None
-    assert await tokens.consume_token(other.id, "contract", now(), epoch_ms(now())) is None
-    assert await tokens.find_usable(other.id, "other", now()) is not None
+    assert await tokens.consume_token(expired.token_hash, expired.purpose, now(), epoch_ms(now())) is None
+    assert await tokens.consume_token(other.token_hash, "contract", now(), epoch_ms(now())) is None
+    assert await tokens.find_usable(other.token_hash, "other", now()) is not None
+
+
+async def test_update_one_with_inc_applies_only_while_every_condition_holds():
+    # given an active customer at credential version 0
+    doc = customer(f"store-{uid()}", f"{uid()}@example.com", status="active")
+    await customers.insert(doc)
+    t = epoch_ms(now())
+
+    # when a sign-in is confirmed for the hash and version it read, then the password is set twice from version 0
+    confirmed = await customers.confirm_sign_in(doc.id, doc.password_hash, 0, t)
+    first = await customers.set_password(doc.id, "$argon2id$new", expected_version=0, now_ms=t)
+    second = await customers.set_password(doc.id, "$argon2id$newer", expected_version=0, now_ms=t)
+    stale_sign_in = await customers.confirm_sign_in(doc.id, doc.password_hash, 0, t, new_hash="$argon2id$rehash")
+
+    # then only the first set applied, $inc bumped the version once, and the stale sign-in changed nothing
+    assert (confirmed, first, second, stale_sign_in) == (True, True, False, False)
+    read = await customers.get(doc.id)
+    assert (read.password_hash, read.credential_version, read.password_nfkc) == ("$argon2id$new", 1, True)
+    assert read.last_sign_in_at_ms == t
+
+    # when it is disabled
+    assert await customers.disable(doc.id, t) is True
+
+    # then a sign-in confirmation for the current hash and old version fails, and the version moved on
+    assert await customers.confirm_sign_in(doc.id, "$argon2id$new", 1, t) is False
+    assert (await customers.get(doc.id)).credential_version == 2
+
+
+async def test_or_on_two_fields_finds_by_either_in_one_query():
+    # given a customer with a distinct email and username
+    store = f"store-{uid()}"
+    doc = customer(store, f"{uid()}@example.com", username=f"user-{uid()}")
+    await customers.insert(doc)
+
+    # when looked up by each normalised identifier, and by an unknown one
+    by_email = await customers.get_by_identifier(store, doc.email_norm)
+    by_username = await customers.get_by_identifier(store, doc.username_norm)
+    unknown = await customers.get_by_identifier(store, f"{uid()}@example.com")
+
+    # then both find it, in the right store only
+    assert by_email.id == doc.id and by_username.id == doc.id and unknown is None
+    assert await customers.get_by_identifier(f"store-{uid()}", doc.email_norm) is None
 
 
 async def test_twenty_concurrent_inc_upserts_count_to_twenty():
@@ -131,13 +204,30 @@ async def test_twenty_concurrent_inc_upserts_count_to_twenty():
     counter = f"contract:{uid()}:1"
 
     # when twenty increments arrive at once
-    counts = await asyncio.gather(*(ratelimits.increment(counter, now() + timedelta(hours=1)) for _ in range(20)))
+    expires_at_ms = epoch_ms(now()) + 3_600_000
+    counts = await asyncio.gather(*(ratelimits.increment(counter, expires_at_ms) for _ in range(20)))
 
     # then each saw a different count, and the counter holds twenty
     assert sorted(counts) == list(range(1, 21))
     assert await ratelimits.current(counter) == 20
     await ratelimits.clear(counter)
     assert await ratelimits.current(counter) == 0
+
+
+async def test_an_integer_expiry_set_by_an_upsert_compares_as_an_integer():
+    # given a counter that expired a millisecond ago and one that expires in an hour
+    t = epoch_ms(now())
+    expired, live = f"contract:{uid()}:1", f"contract:{uid()}:1"
+    await ratelimits.increment(expired, t - 1)
+    await ratelimits.increment(live, t + 3_600_000)
+
+    # when expired counters are deleted
+    deleted = await ratelimits.delete_expired(t)
+
+    # then the expired one is gone and the live one stays, its expiry still an integer
+    assert deleted >= 1 and await ratelimits.current(expired) == 0
+    raw = await RateCounterDocument.get_pymongo_collection().find_one({"_id": live})
+    assert raw["hits"] == 1 and raw["expires_at_ms"] == t + 3_600_000 and isinstance(raw["expires_at_ms"], int)
 
 
 async def test_find_one_and_update_returns_the_document_after_the_update():
@@ -259,20 +349,23 @@ async def test_or_with_regex_prefix_sort_and_limit_page_through_a_search():
 
 
 async def test_delete_many_and_update_many_report_their_counts():
-    # given three sessions and three unused tokens of one subject
+    # given three sessions of one subject, each with a profile copy
     subject = uid()
     for _ in range(3):
-        await sessions.insert(session(subject, expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 1))
-        await tokens.insert(link_token(subject))
+        doc = session(subject, expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 1)
+        doc.profile = CustomerProfile(id=subject, store_id="s", email="a@example.com", username="a",
+                                      status="active", created_at=now())
+        await sessions.insert(doc)
 
-    # when they are invalidated and deleted, twice
-    invalidated = await tokens.invalidate_for_subject(subject, "contract", epoch_ms(now()))
-    invalidated_again = await tokens.invalidate_for_subject(subject, "contract", epoch_ms(now()))
+    # when their profile copies are refreshed, then they are deleted, twice
+    await sessions.refresh_profile(subject, {**doc.profile.model_dump(), "given_name": "Ada"})
+    copies = await SessionDocument.get_pymongo_collection().count_documents({"subject_id": subject,
+                                                                            "profile.given_name": "Ada"})
     deleted = await sessions.delete_for_subject(subject)
     deleted_again = await sessions.delete_for_subject(subject)
 
-    # then the counts say how many changed, and nothing the second time
-    assert (invalidated, invalidated_again) == (3, 0)
+    # then update_many reached all three, and delete_many's counts say how many went, and none the second time
+    assert copies == 3
     assert (deleted, deleted_again) == (3, 0)
 
 
