@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from resolvers.context import Context
 from resolvers.errors import InvalidToken
@@ -11,6 +12,15 @@ from stores import tokens
 from stores.documents import OneTimeTokenDocument
 
 MAX_TOKEN_LENGTH = 256
+
+
+class LinkState(StrEnum):
+    """What an emailed link that changes state can do, or did: what its landing page shows."""
+
+    USABLE = "usable"  # peek: confirming it would take effect
+    CONFIRMED = "confirmed"  # consume: this request used it and the change is made
+    ALREADY_DONE = "already_done"  # used before and its effect holds (an earlier click, or a mail scanner)
+    INVALID = "invalid"  # unknown, expired, superseded, or used without its effect holding
 
 
 async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str,
