@@ -94,6 +94,11 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
     ),
 )
 
+RESET_PAGE = "/reset-password"
+RESET_SCRIPT = "/assets/reset-password.js"
+PATHS = frozenset({*(path for entry in CONFIRM_LINKS for path in (entry.path, entry.resend_path) if path),
+                   RESET_PAGE, RESET_SCRIPT})  # every page route, for the metrics' route label
+
 STATUS = {LinkState.USABLE: 200, LinkState.CONFIRMED: 200, LinkState.ALREADY_DONE: 200, LinkState.INVALID: 400}
 
 
@@ -183,6 +188,6 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
 
     return [
         *(route for entry in CONFIRM_LINKS for route in confirm_link_routes(entry)),
-        Route("/reset-password", reset_password_page, methods=["GET"]),
-        Route("/assets/reset-password.js", reset_password_script, methods=["GET"]),
+        Route(RESET_PAGE, reset_password_page, methods=["GET"]),
+        Route(RESET_SCRIPT, reset_password_script, methods=["GET"]),
     ]
