@@ -41,7 +41,7 @@ logger = logging.getLogger("gateway.pages")
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
                                  autoescape=select_autoescape(default=True))
-FORM_MAX_FIELDS = 10  # our forms have at most four; the body size is bounded before (HttpGuard)
+FORM_MAX_FIELDS = 10  # our forms have at most four; the whole body is bounded by HttpGuard (GATEWAY_MAX_BODY_BYTES)
 FORM_MAX_FIELD_BYTES = 4096
 
 
