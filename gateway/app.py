@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL endpoint, link landing pages, health checks."""
+"""The ASGI application: GraphQL endpoint, health checks, and the pages of gateway/pages.py."""
 
 from __future__ import annotations
 
@@ -7,35 +7,27 @@ import contextlib
 import ipaddress
 import json
 import logging
-from pathlib import Path
 
 from cross_web import HTTPException
-from jinja2 import FileSystemLoader, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from gateway import observability
+from gateway import observability, pages
 from gateway.config import Settings
 from gateway.http_guard import HttpGuard
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
-from resolvers import links, recovery, registration
 from resolvers.context import Clock, Context, RequestMeta
-from resolvers.errors import DomainError
 from resolvers.sessions import authenticate
 from schema.root import UNAVAILABLE_MESSAGE, build_schema, database_unavailable
 
 logger = logging.getLogger("gateway")
 
-STATIC = Path(__file__).parent / "static"
 READY_TIMEOUT_SECONDS = 1.0
-PAGES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
-                             autoescape=select_autoescape(default=True))
 
 
 def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str | None:
@@ -116,19 +108,6 @@ async def request_context(runtime: Runtime, request: Request, trusted: frozenset
         raise HTTPException(400, "Unknown application: check the X-Application-Id header.") from None
 
 
-async def page_context(runtime: Runtime, request: Request, trusted: frozenset[str], *,
-                       link_token: str | None = None, client_id: str | None = None) -> Context:
-    """Pages act for the application that issued the link: a browser sends no X-Application-Id."""
-    application_id = await links.issuing_application(link_token) if link_token else None
-    if application_id:
-        application = await runtime.application_by_id(application_id)
-        client_id = application.client_id if application else None
-    try:
-        return await runtime.context(client_id=client_id, principal=None, request=request_meta(request, trusted))
-    except UnknownApplication:
-        return await runtime.context(client_id=None, principal=None, request=request_meta(request, trusted))
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings()
     settings.check()
@@ -139,46 +118,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted
-
-    def page(name: str, status: int = 200, **variables) -> HTMLResponse:
-        return HTMLResponse(PAGES.get_template(name).render(**variables), status_code=status)
-
-    async def activate(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        ctx = await page_context(runtime, request, trusted, link_token=token)
-        already = False
-        try:
-            await registration.activate(ctx, token)
-            activated = True
-        except DomainError:
-            activated = False
-            already = await registration.link_already_used_for_active_account(ctx, token)
-        return page("activate.html", 200 if activated or already else 400, title="Account activation",
-                    application_name=ctx.application.name, client_id=ctx.application.client_id,
-                    activated=activated, already=already)
-
-    async def activate_resend(request: Request) -> Response:
-        form = await request.form()
-        ctx = await page_context(runtime, request, trusted, client_id=str(form.get("client_id", ""))[:100] or None)
-        with contextlib.suppress(DomainError):
-            await registration.resend_activation(ctx, str(form.get("email", ""))[:320])
-        return page("activate.html", title="Account activation", application_name=ctx.application.name,
-                    client_id=ctx.application.client_id, activated=False, resent=True)
-
-    async def reset_password_page(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        ctx = await page_context(runtime, request, trusted, link_token=token)
-        try:
-            await recovery.check_reset_token(ctx, token)
-            valid = True
-        except DomainError:
-            valid = False
-        return page("reset_password.html", 200 if valid else 400, title="Reset your password",
-                    application_name=ctx.application.name, client_id=ctx.application.client_id, valid=valid,
-                    token=token if valid else "", min_length=ctx.policy.password_min_length)
-
-    async def reset_password_script(request: Request) -> Response:
-        return FileResponse(STATIC / "reset-password.js", media_type="text/javascript")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -202,10 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            Route("/activate", activate, methods=["GET"]),
-            Route("/activate/resend", activate_resend, methods=["POST"]),
-            Route("/reset-password", reset_password_page, methods=["GET"]),
-            Route("/assets/reset-password.js", reset_password_script, methods=["GET"]),
+            *pages.routes(runtime, meta=lambda request: request_meta(request, trusted)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics_endpoint(

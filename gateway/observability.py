@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from strawberry.extensions import SchemaExtension
 
+from gateway import pages
+
 # -- request ids ---------------------------------------------------------------------------------
 
 _request_id: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
@@ -53,8 +55,7 @@ def accepted_request_id(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-KNOWN_PATHS = frozenset({"/graphql", "/activate", "/activate/resend", "/reset-password",
-                         "/assets/reset-password.js", "/healthz", "/readyz", "/metrics"})
+KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", *pages.PATHS})
 
 HTTP_RESPONSES = Counter("gateway_http_responses_total", "HTTP responses by route and status code.",
                          ["path", "status"])

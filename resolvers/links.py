@@ -8,6 +8,7 @@ whitespace is the same token to both (never a fresh attempt budget).
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from resolvers.context import Context
 from resolvers.errors import InvalidToken
@@ -16,6 +17,15 @@ from stores import tokens
 from stores.documents import OneTimeTokenDocument
 
 MAX_TOKEN_LENGTH = 256
+
+
+class LinkState(StrEnum):
+    """What an emailed link that changes state can do, or did: what its landing page shows."""
+
+    USABLE = "usable"  # peek: confirming it would take effect
+    CONFIRMED = "confirmed"  # consume: this request used it and the change is made
+    ALREADY_DONE = "already_done"  # used before and its effect holds (an earlier click, or a mail scanner)
+    INVALID = "invalid"  # unknown, expired, superseded, or used without its effect holding
 
 
 def token_key(token: object) -> str | None:

@@ -6,6 +6,7 @@ from resolvers import audit, links, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
 from resolvers.identifiers import normalize_identifier, validate_email, validate_username
+from resolvers.links import LinkState
 from resolvers.passwords import check_password
 from resolvers.security import is_text, new_id
 from stores import customers
@@ -134,7 +135,32 @@ async def _resend(ctx: Context, email: str) -> None:
         await send_activation(ctx, customer)
 
 
-async def link_already_used_for_active_account(ctx: Context, token: str) -> bool:
+async def peek_activation(ctx: Context, token: str) -> LinkState:
+    """What opening this activation link would do, without using it (reads only, never writes).
+
+    USABLE: unused, unexpired, and its account may be activated; ALREADY_DONE: used, and its account
+    is active; INVALID: anything else (unknown, expired, superseded, account disabled or gone).
+    """
+    try:
+        found = await links.peek(ctx, ACTIVATION, token)
+    except InvalidToken:
+        return LinkState.ALREADY_DONE if await _used_for_active_account(token) else LinkState.INVALID
+    customer = await customers.get(found.subject_id)
+    usable = customer is not None and customer.status != CustomerStatus.DISABLED \
+        and customer.credential_version == found.credential_version
+    return LinkState.USABLE if usable else LinkState.INVALID
+
+
+async def confirm_activation(ctx: Context, token: str) -> LinkState:
+    """Use the activation link up (``activate``): CONFIRMED, or ALREADY_DONE / INVALID as ``peek_activation``."""
+    try:
+        await activate(ctx, token)
+    except InvalidToken:
+        return LinkState.ALREADY_DONE if await _used_for_active_account(token) else LinkState.INVALID
+    return LinkState.CONFIRMED
+
+
+async def _used_for_active_account(token: str) -> bool:
     """True when this activation link was used and its account is active (a mail scanner may have opened it)."""
     found = await links.find_any(token)
     if found is None or found.purpose != ACTIVATION or not found.used:

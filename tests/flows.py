@@ -1,8 +1,10 @@
-"""Reusable customer journeys, each through the public GraphQL API."""
+"""Reusable customer journeys, each through the public GraphQL API (or a hosted page, as a browser would)."""
 
 from __future__ import annotations
 
-from tests.support import GraphQLClient, Mailbox, assert_no_errors
+import httpx
+
+from tests.support import GraphQLClient, Mailbox, assert_no_errors, hidden_fields
 
 REGISTER = """
 mutation Register($input: AccountRegisterInput!) {
@@ -56,6 +58,17 @@ async def register(gql: GraphQLClient, email: str, password: str = PASSWORD, hea
 async def activation_token(mailbox: Mailbox, email: str) -> str:
     mail = await mailbox.wait_for(email, "activate")
     return mail.token("/activate")
+
+
+async def confirm_from_page(http: httpx.AsyncClient, path: str, token: str,
+                            headers: dict | None = None) -> httpx.Response:
+    """Open an emailed link's page and press its confirm button, as a browser without JavaScript does.
+
+    ``http`` must keep cookies (an ``httpx.AsyncClient`` does): the form's CSRF token is bound to one.
+    """
+    page = await http.get(path, params={"token": token}, headers=headers)
+    assert page.status_code == 200, (page.status_code, page.text)
+    return await http.post(path, data=hidden_fields(page.text, path), headers=headers)
 
 
 async def sign_in(gql: GraphQLClient, identifier: str, password: str = PASSWORD) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import socket
 import uuid
@@ -126,3 +127,14 @@ def assert_no_errors(result: dict) -> dict:
 def assert_denied(result: dict, code: str) -> None:
     assert result.get("errors"), f"expected a {code} denial, got {result}"
     assert [e.get("extensions", {}).get("code") for e in result["errors"]] == [code], result["errors"]
+
+
+HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden inputs of the page's form that posts to ``action``, as a browser would send them."""
+    forms = re.findall(r'<form method="post" action="([^"]+)">(.*?)</form>', page, re.S)
+    found = [body for target, body in forms if html.unescape(target) == action]
+    assert found, f"no form posting to {action} in:\n{page}"
+    return {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(found[0])}

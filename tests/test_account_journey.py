@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.flows import ACTIVATE, ME, PASSWORD, SIGN_OUT, activation_token, register, sign_in
-from tests.support import assert_denied, assert_no_errors, unique_email
+from tests.flows import ACTIVATE, ME, PASSWORD, SIGN_OUT, activation_token, confirm_from_page, register, sign_in
+from tests.support import assert_denied, assert_no_errors, hidden_fields, unique_email
 
 
 async def test_register_activate_sign_in_me_sign_out(gql, mailbox):
@@ -48,8 +48,8 @@ async def test_activation_page_activates_from_the_emailed_link(gql, http, mailbo
     mail = await mailbox.wait_for(email, "activate")
     assert mail.link("/activate").startswith("http://gateway.test/activate?token=")
 
-    # when they open the link
-    page = await http.get("/activate", params={"token": mail.token("/activate")})
+    # when they open the link and press the confirm button
+    page = await confirm_from_page(http, "/activate", mail.token("/activate"))
 
     # then the page confirms, and they can sign in
     assert page.status_code == 200 and "Your account is activated" in page.text
@@ -87,18 +87,22 @@ async def test_activation_page_speaks_for_the_application_that_sent_the_link(gql
     mail = await mailbox.wait_for(email, "activate")
     assert "expires in 30 minutes" in mail.text
 
-    # when they open the link (a browser sends no application header; a forged one changes nothing)
+    # when they open the link and confirm (a browser sends no application header; a forged one changes nothing)
     page = await http.get("/activate", params={"token": mail.token("/activate")},
                           headers={"x-application-id": "no-such-client"})
+    done = await confirm_from_page(http, "/activate", mail.token("/activate"),
+                                   headers={"x-application-id": "no-such-client"})
 
-    # then the page is that application's
+    # then both pages are that application's
     assert page.status_code == 200 and "Acme Shop" in page.text
+    assert done.status_code == 200 and "Your account is activated" in done.text and "Acme Shop" in done.text
 
 
 async def test_pages_never_fail_on_an_unknown_application_header(http):
     for path in ("/activate", "/reset-password"):
         response = await http.get(path, params={"token": "nope"}, headers={"x-application-id": "no-such-client"})
         assert response.status_code == 400 and "<h1" in response.text
-    resend = await http.post("/activate/resend", data={"email": "someone@example.com", "client_id": "nope"},
+    form = hidden_fields((await http.get("/activate", params={"token": "nope"})).text, "/activate/resend")
+    resend = await http.post("/activate/resend", data={**form, "email": "someone@example.com", "client_id": "nope"},
                              headers={"x-application-id": "no-such-client"})
     assert resend.status_code == 200 and "emailed a new link" in resend.text

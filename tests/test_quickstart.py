@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import free_port, unique_email
+from tests.support import free_port, hidden_fields, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,11 @@ def test_make_serve_from_a_fresh_clone(tmp_path, repo_root):
                 break
             time.sleep(0.1)
         assert link and link.startswith(f"{base}/activate?token="), text[-2000:]
-        assert "Your account is activated" in httpx.get(link).text
+        with httpx.Client() as browser:  # keeps the page's CSRF cookie, as a browser does
+            page = browser.get(link)
+            assert "Activate your account" in page.text
+            done = browser.post(f"{base}/activate", data=hidden_fields(page.text, "/activate"))
+        assert "Your account is activated" in done.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

@@ -1,4 +1,5 @@
-"""The hosted reset dialog in a real browser: Debian's chromium driven by Playwright, over real HTTP."""
+"""The hosted pages in a real browser (the reset dialog, the activation confirm page): Debian's chromium
+driven by Playwright, over real HTTP."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import uvicorn
 from playwright.async_api import async_playwright
 
 from gateway.app import create_app
-from tests.flows import active_customer, sign_in
+from tests.flows import active_customer, register, sign_in
 from tests.support import GraphQLClient, free_port, unique_email
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -108,3 +109,33 @@ async def test_reset_page_for_an_unknown_token_offers_a_new_link(live_gateway, b
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     finally:
         await page.close()
+
+
+async def test_activation_link_is_confirmed_with_the_button(live_gateway, browser, mailbox):
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_gateway) as http:
+        # given a customer who registered and got the activation mail
+        gql = GraphQLClient(http, ip="127.0.0.1")
+        email = unique_email("browser-activate")
+        await register(gql, email)
+        link = (await mailbox.wait_for(email, "activate")).link("/activate")
+        assert link.startswith(live_gateway)
+
+        page = await browser.new_page()
+        try:
+            # when they open the mailed link
+            await page.goto(link)
+
+            # then they see the confirm page, and the account is not active yet
+            assert await page.locator("h1").text_content() == "Activate your account"
+            assert (await sign_in(gql, email))["__typename"] == "AccountNotActivatedError"
+
+            # when they press the button
+            await page.click("button[type=submit]")
+
+            # then the account is activated, and they can sign in through the API
+            await page.locator("h1", has_text="Your account is activated").wait_for(state="visible")
+            assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+        finally:
+            await page.close()

@@ -11,7 +11,7 @@ import uuid
 import httpx
 
 from gateway.observability import JsonFormatter, RequestIdFilter, TextFormatter, configure_logging, redact
-from tests.flows import ME, PASSWORD, REGISTER, SIGN_IN
+from tests.flows import ME, PASSWORD, REGISTER, SIGN_IN, confirm_from_page
 from tests.support import GraphQLClient, assert_no_errors, unique_email
 
 REQUEST_RESET = """
@@ -58,7 +58,8 @@ async def test_a_whole_journey_logs_json_with_request_ids_and_no_secrets(gateway
         # when a customer registers, activates from the emailed link, signs in, resets the password and signs in again
         assert assert_no_errors(await gql(REGISTER, {"input": {"email": email, "password": PASSWORD}}))
         activation_token = (await mailbox.wait_for(email, "activate")).token("/activate")
-        assert (await gql.get("/activate", token=activation_token)).status_code == 200
+        confirmed = await confirm_from_page(http, "/activate", activation_token, headers=gql.next_id())
+        assert "Your account is activated" in confirmed.text
         first = assert_no_errors(await gql(SIGN_IN, {"input": {"identifier": email, "password": PASSWORD}}))
         first_session = first["sessionCreate"]["token"]
         assert assert_no_errors(await gql(ME, token=first_session))["me"]["email"] == email

@@ -1,0 +1,193 @@
+"""Hosted HTML pages: the landings of emailed links. They call the same resolvers as the API.
+
+- **Confirm-link pages** (``CONFIRM_LINKS``): an emailed link that changes state lands on a page with
+  a confirm button. ``GET`` and ``HEAD`` only look at the link (``peek``: never consume, never write);
+  the form ``POST``, with the page's CSRF token (``gateway/csrf.py``), uses it (``consume``). A mail
+  scanner that opens the link, and follows whatever the page links to, changes nothing. Each kind of
+  link is one ``ConfirmLinkPage`` entry; activation is the first.
+- **The password-reset dialog** (``/reset-password``): the page only checks the token; its script
+  calls the ``passwordReset`` mutation, which consumes it.
+
+Pages act for the application that issued the link (``page_context``), send ``no-store`` and
+``no-referrer`` (``SecurityHeaders``), and work without JavaScript except the reset dialog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from jinja2 import FileSystemLoader, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Route
+
+from gateway.csrf import FIELD as CSRF_FIELD
+from gateway.csrf import CsrfProtection
+from gateway.runtime import Runtime, UnknownApplication
+from resolvers import links, recovery, registration
+from resolvers.context import Context, RequestMeta
+from resolvers.errors import DomainError
+from resolvers.links import LinkState
+
+logger = logging.getLogger("gateway.pages")
+
+STATIC = Path(__file__).parent / "static"
+TEMPLATES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
+                                 autoescape=select_autoescape(default=True))
+FORM_MAX_FIELDS = 10  # our forms have at most four; the whole body is bounded by HttpGuard (GATEWAY_MAX_BODY_BYTES)
+FORM_MAX_FIELD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ConfirmLinkPage:
+    """One kind of emailed link that changes state, and the words of its landing page.
+
+    ``peek(ctx, token)`` says what the link would do (``USABLE``, ``ALREADY_DONE``, ``INVALID``) and
+    must only read; ``consume(ctx, token)`` uses it up (``CONFIRMED``, ``ALREADY_DONE``, ``INVALID``).
+    Texts may name the application as ``{application}``. With ``resend``, the invalid page offers a
+    form (``POST {path}/resend``, field ``email``) that asks for a new link.
+    """
+
+    path: str
+    purpose: str
+    title: str
+    question_heading: str
+    question: str
+    button: str
+    confirmed_heading: str
+    confirmed_text: str
+    already_heading: str
+    already_text: str
+    invalid_heading: str
+    invalid_text: str
+    peek: Callable[[Context, str], Awaitable[LinkState]]
+    consume: Callable[[Context, str], Awaitable[LinkState]]
+    resend: Callable[[Context, str], Awaitable[None]] | None = None
+    resent_text: str = ""
+
+    @property
+    def resend_path(self) -> str | None:
+        return f"{self.path}/resend" if self.resend else None
+
+
+CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
+    ConfirmLinkPage(
+        path="/activate", purpose=registration.ACTIVATION, title="Account activation",
+        question_heading="Activate your account",
+        question="Confirm that you want to activate your {application} account.",
+        button="Activate my account",
+        confirmed_heading="Your account is activated", confirmed_text="You can now sign in to {application}.",
+        already_heading="Your account is already active",
+        already_text="This link was used before. You can sign in to {application}.",
+        invalid_heading="This link is invalid or has expired",
+        invalid_text="Activation links work once and expire. Ask for a new one:",
+        peek=registration.peek_activation, consume=registration.confirm_activation,
+        resend=registration.resend_activation,
+        resent_text="If a pending account uses this address, we have emailed a new link.",
+    ),
+)
+
+RESET_PAGE = "/reset-password"
+RESET_SCRIPT = "/assets/reset-password.js"
+PATHS = frozenset({*(path for entry in CONFIRM_LINKS for path in (entry.path, entry.resend_path) if path),
+                   RESET_PAGE, RESET_SCRIPT})  # every page route, for the metrics' route label
+
+STATUS = {LinkState.USABLE: 200, LinkState.CONFIRMED: 200, LinkState.ALREADY_DONE: 200, LinkState.INVALID: 400}
+
+
+async def page_context(runtime: Runtime, meta: RequestMeta, *, link_token: str | None = None,
+                       client_id: str | None = None) -> Context:
+    """Pages act for the application that issued the link: a browser sends no X-Application-Id."""
+    application_id = await links.issuing_application(link_token) if link_token else None
+    if application_id:
+        application = await runtime.application_by_id(application_id)
+        client_id = application.client_id if application else None
+    try:
+        return await runtime.context(client_id=client_id, principal=None, request=meta)
+    except UnknownApplication:
+        return await runtime.context(client_id=None, principal=None, request=meta)
+
+
+def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Route]:
+    """The page routes; ``meta`` reads a request's client IP, user agent, request id and locale."""
+    csrf = CsrfProtection(runtime.rules.secret_key, runtime.rules.public_url)
+
+    def render(request: Request, ctx: Context, name: str, status: int = 200, **variables) -> Response:
+        forms = csrf.forms(request)
+        body = TEMPLATES.get_template(name).render(
+            application_name=ctx.application.name, client_id=ctx.application.client_id,
+            csrf_field=CSRF_FIELD, csrf_token=forms.token, **variables)
+        return forms.apply(HTMLResponse(body, status_code=status))
+
+    async def read_form(request: Request) -> FormData:
+        return await request.form(max_files=0, max_fields=FORM_MAX_FIELDS, max_part_size=FORM_MAX_FIELD_BYTES)
+
+    def refused(request: Request, ctx: Context, action: str, reason: str, start_again: str) -> Response:
+        """403, nothing done: the form was not sent from our page in this browser."""
+        logger.warning("page form refused: %s on POST %s", reason, action)
+        return render(request, ctx, "refused.html", 403, title="Please start again", start_again=start_again)
+
+    def confirm_link_routes(entry: ConfirmLinkPage) -> list[Route]:
+        def show(request: Request, ctx: Context, state: LinkState, token: str = "", resent: bool = False) -> Response:
+            application = ctx.application.name
+            return render(request, ctx, "confirm_link.html", 200 if resent else STATUS[state], title=entry.title,
+                          page=entry, state=str(state), token=token, resent=resent,
+                          words={key: getattr(entry, key).format(application=application) for key in (
+                              "question", "confirmed_text", "already_text", "invalid_text")})
+
+        async def landing(request: Request) -> Response:
+            if request.method == "POST":
+                form = await read_form(request)
+                token = str(form.get("token", ""))[:links.MAX_TOKEN_LENGTH + 1]
+                ctx = await page_context(runtime, meta(request), link_token=token)
+                refusal = csrf.check(request, form, entry.path)
+                if refusal is not None:
+                    again = f"{entry.path}?{urlencode({'token': token})}" if token else entry.path
+                    return refused(request, ctx, entry.path, refusal, again)
+                return show(request, ctx, await entry.consume(ctx, token))
+            token = request.query_params.get("token", "")
+            ctx = await page_context(runtime, meta(request), link_token=token)
+            state = await entry.peek(ctx, token)
+            return show(request, ctx, state, token if state is LinkState.USABLE else "")
+
+        async def resend(request: Request) -> Response:
+            form = await read_form(request)
+            ctx = await page_context(runtime, meta(request), client_id=str(form.get("client_id", ""))[:100] or None)
+            refusal = csrf.check(request, form, entry.resend_path)
+            if refusal is not None:
+                return refused(request, ctx, entry.resend_path, refusal, entry.path)
+            with contextlib.suppress(DomainError):
+                await entry.resend(ctx, str(form.get("email", ""))[:320])
+            return show(request, ctx, LinkState.INVALID, resent=True)
+
+        found = [Route(entry.path, landing, methods=["GET", "POST"])]  # HEAD comes with GET
+        if entry.resend:
+            found.append(Route(entry.resend_path, resend, methods=["POST"]))
+        return found
+
+    async def reset_password_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        ctx = await page_context(runtime, meta(request), link_token=token)
+        try:
+            await recovery.check_reset_token(ctx, token)
+            valid = True
+        except DomainError:
+            valid = False
+        return render(request, ctx, "reset_password.html", 200 if valid else 400, title="Reset your password",
+                      valid=valid, token=token if valid else "", min_length=ctx.policy.password_min_length)
+
+    async def reset_password_script(request: Request) -> Response:
+        return FileResponse(STATIC / "reset-password.js", media_type="text/javascript")
+
+    return [
+        *(route for entry in CONFIRM_LINKS for route in confirm_link_routes(entry)),
+        Route(RESET_PAGE, reset_password_page, methods=["GET"]),
+        Route(RESET_SCRIPT, reset_password_script, methods=["GET"]),
+    ]
