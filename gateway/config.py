@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     login_ip_window_seconds: int = 300
     register_ip_attempts: int = 20
     register_ip_window_seconds: int = 3600
+    # "Someone tried to register with your address" mails per address per window (silent over it).
+    registration_notice_email_attempts: int = 3
+    registration_notice_window_seconds: int = 3600
     activation_resend_email_attempts: int = 3
     activation_resend_ip_attempts: int = 20
     activation_resend_window_seconds: int = 3600

@@ -10,7 +10,7 @@
   mandatory there).
 - Metrics, served at ``/metrics`` in the Prometheus text format: GraphQL requests and latency by
   operation (the first root field, a bounded set), sign-in outcomes, HTTP responses by route,
-  and the depth of the mail queue (read from the outbox at scrape time).
+  and the depth of the mail queue and its dead letters (read from the outbox at scrape time).
 """
 
 from __future__ import annotations
@@ -191,6 +191,8 @@ GRAPHQL_LATENCY = Histogram("gateway_graphql_request_duration_seconds",
 LOGINS = Counter("gateway_logins_total", "Sign-in attempts by kind (customer, admin) and outcome.",
                  ["kind", "outcome"])
 MAIL_QUEUE = Gauge("gateway_mail_queue_depth", "Emails waiting in the outbox to be sent (pending or sending).")
+MAIL_DEAD_LETTERS = Gauge("gateway_mail_dead_letters", "Emails in the outbox that will never be sent "
+                          "(their links expired before delivery, or their body could not be decrypted).")
 
 ANONYMOUS = "anonymous"
 MAX_LABEL = 64
@@ -273,11 +275,13 @@ class OperationMetrics(SchemaExtension):
 
 
 async def refresh_mail_queue(timeout: float = 1.0) -> None:
-    """Read the outbox depth; on a database hiccup keep the last value rather than fail the scrape."""
+    """Read the outbox depth and dead letters; on a database hiccup keep the last values rather than fail
+    the scrape."""
     from stores import outbox
 
     try:
         MAIL_QUEUE.set(await asyncio.wait_for(outbox.pending_count(), timeout))
+        MAIL_DEAD_LETTERS.set(await asyncio.wait_for(outbox.dead_count(), timeout))
     except Exception:
         logging.getLogger("gateway.metrics").warning("mail queue depth not refreshed: database unavailable")
 

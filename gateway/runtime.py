@@ -12,8 +12,10 @@ from pymongo import AsyncMongoClient
 
 from gateway.config import Settings
 from gateway.embedded import EmbeddedDatabase
+from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
+from resolvers import notifications, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -26,6 +28,8 @@ from stores.documents import ApplicationDocument, PolicyDocument
 logger = logging.getLogger("gateway")
 
 APPLICATION_CACHE_SECONDS = 5.0
+JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_mail,
+                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 
@@ -49,6 +53,8 @@ def build_rules(settings: Settings) -> Rules:
         login_device=limit(settings.login_device_failures, settings.login_device_window_seconds),
         login_ip=limit(settings.login_ip_attempts, settings.login_ip_window_seconds),
         register_ip=limit(settings.register_ip_attempts, settings.register_ip_window_seconds),
+        registration_notice_email=limit(settings.registration_notice_email_attempts,
+                                        settings.registration_notice_window_seconds),
         activation_resend_email=limit(settings.activation_resend_email_attempts,
                                       settings.activation_resend_window_seconds),
         activation_resend_ip=limit(settings.activation_resend_ip_attempts, settings.activation_resend_window_seconds),
@@ -73,14 +79,16 @@ class Runtime:
             queue_limit=settings.hash_queue_limit,
         )
         smtp = SmtpTarget.parse(settings.smtp_url.get_secret_value()) if settings.smtp_url else None
-        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn)
+        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn,
+                                   secret_key=self.rules.secret_key)
+        self.jobs = JobRunner(clock=self.clock, spawn=self.spawn, context_for=self.context_for_application,
+                              handlers=JOB_HANDLERS)
         self.embedded: EmbeddedDatabase | None = None
         self.client: AsyncMongoClient | None = None
         self.default_application: ApplicationDocument | None = None
         self._apps: dict[str, tuple[float, ApplicationDocument, PolicyDocument]] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._retry_task: asyncio.Task | None = None
-        self._housekeeping_task: asyncio.Task | None = None
+        self._background: list[asyncio.Task] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,14 +100,13 @@ class Runtime:
         self._uri = uri
         self.client = await connect(uri, self.settings.database_name, timeout_ms=self.settings.mongodb_timeout_ms)
         self.default_application = await ensure_defaults(self.clock.now())
-        self._retry_task = asyncio.create_task(self.mailer.run_retries())
-        self._housekeeping_task = asyncio.create_task(self._housekeeping())
+        self._background = [asyncio.create_task(loop) for loop in
+                            (self.mailer.run_retries(), self.jobs.run_forever(), self._housekeeping())]
 
     async def stop(self) -> None:
-        for task in (self._retry_task, self._housekeeping_task):
-            if task is not None:
-                task.cancel()
-        self._retry_task = self._housekeeping_task = None
+        for task in self._background:
+            task.cancel()
+        self._background = []
         await self.drain()
         self.hasher.close()
         if self.client is not None:
@@ -152,9 +159,13 @@ class Runtime:
             logger.error("background task failed", exc_info=task.exception())
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for deferred work (used by tests and at shutdown)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        """Wait for deferred work, including the work it starts in turn (used by tests and at shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.wait(list(self._tasks), timeout=left)
 
     # -- per request -----------------------------------------------------------------------------
     async def application(self, client_id: str | None) -> tuple[ApplicationDocument, PolicyDocument]:
@@ -189,5 +200,15 @@ class Runtime:
         return Context(
             rules=self.rules, clock=self.clock, mailer=self.mailer, hasher=self.hasher,
             application=application, policy=policy, request=request, defer=self.defer,
-            principal=principal, loaders=Loaders(self.clock),
+            jobs=RequestJobs(self.jobs, application.id, request), principal=principal, loaders=Loaders(self.clock),
         )
+
+    async def context_for_application(self, application_id: str | None, request: RequestMeta) -> Context:
+        """A context for work done on behalf of an application outside a request (jobs); its default if None."""
+        client_id = None
+        if application_id:
+            application = await self.application_by_id(application_id)
+            if application is None:
+                raise UnknownApplication(application_id)
+            client_id = application.client_id
+        return await self.context(client_id=client_id, principal=None, request=request)

@@ -31,6 +31,16 @@ class Mailer(Protocol):
         """Store an email in the outbox; delivery follows after the caller moves on, with retries."""
 
 
+class Jobs(Protocol):
+    """Durable work after the answer (``gateway/jobs.py``): written before the request answers."""
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], application_id: str | None = None) -> str:
+        """Write a job for the request's application, or another one (raises on a database error); returns its id."""
+
+    def start(self, job_id: str) -> None:
+        """Run it after the response, here if possible; otherwise any instance's sweep will."""
+
+
 @dataclass(frozen=True)
 class Limit:
     attempts: int
@@ -53,6 +63,7 @@ class Rules:
     login_device: Limit  # per device token: a known device's own budget
     login_ip: Limit
     register_ip: Limit
+    registration_notice_email: Limit
     activation_resend_email: Limit
     activation_resend_ip: Limit
     reset_email: Limit
@@ -89,6 +100,7 @@ class Context:
     # Runs a coroutine after the response; raises RateLimited at once (and closes it) when the bounded
     # queue of deferred work is full, so call it before doing anything that depends on the account.
     defer: Callable[[Coroutine[Any, Any, Any]], None]
+    jobs: Jobs | None = None
     principal: Principal | None = None
     loaders: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -79,6 +79,10 @@ class NotFound(DomainError):
     message = "Not found."
 
 
+class RetryLater(Exception):
+    """Raised by a job handler (``gateway/jobs.py``) that cannot finish yet: it runs again later."""
+
+
 class Denied(Exception):
     """A top-level denial: UNAUTHENTICATED or FORBIDDEN. Never a union member."""
 

@@ -7,12 +7,12 @@ account exists.
 
 from __future__ import annotations
 
-from resolvers import audit, links, ratelimit
+from resolvers import audit, links, notifications, ratelimit
 from resolvers.context import Context, Limit
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
 from resolvers.identifiers import normalize_identifier, validate_email
+from resolvers.mail_views import customer_view
 from resolvers.passwords import check_password
-from resolvers.registration import mail_view
 from stores import config, customers, sessions
 from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument
 
@@ -66,7 +66,7 @@ async def _send_reset(ctx: Context, email: str) -> None:
                             base_url=ctx.application.password_reset_url)
     await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("password_reset", customer.email, {
-        "customer": mail_view(customer), "action_url": url, "expires_in_minutes": ttl,
+        "customer": customer_view(customer), "action_url": url, "expires_in_minutes": ttl,
     }, ctx.application, customer.locale)
 
 
@@ -107,19 +107,21 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
     check_password(new_password or "", min_length=policy.password_min_length,
                    context=(customer.email, customer.email.split("@")[0], customer.username), field="newPassword")
     password_hash = await ctx.hasher.hash(new_password)
+    # Written before the change (a database error fails the request with nothing changed); sent for this change only.
+    change_id = await notifications.prepare_credential_notice(ctx, customer.id, "password_changed", application.id)
     used = await links.consume(ctx, PASSWORD_RESET, token)  # of concurrent uses, exactly one gets here
     if used.subject_id != customer.id:
         raise InvalidToken()
-    if not await customers.set_password(customer.id, password_hash, used.credential_version, ctx.now_ms()):
+    if not await customers.set_password(customer.id, password_hash, used.credential_version, ctx.now_ms(),
+                                        change_id):
         raise InvalidToken()  # the credentials changed since the link was issued
+    ctx.jobs.start(change_id)
     ended = await sessions.delete_for_subject(customer.id)
     # The real owner is never locked out by throttling: a reset clears the account's sign-in budget for
     # clients without a device token (those with one have their own, see resolvers.sessions).
     await ratelimit.reset(ctx, "customer-login-id", f"account:{customer.id}", ctx.rules.login_identifier)
     await audit.record(ctx, "customer.password_reset", subject_id=customer.id, actor_kind="customer",
                        actor_id=customer.id, sessions_ended=ended)
-    await ctx.mailer.send("password_changed", customer.email, {"customer": mail_view(customer)},
-                          application, customer.locale)
 
 
 async def request_username_reminder(ctx: Context, email: str) -> None:
@@ -129,9 +131,11 @@ async def request_username_reminder(ctx: Context, email: str) -> None:
 
 
 async def _send_reminder(ctx: Context, email: str) -> None:
-    customer = await _recipient(ctx, "reminder", email, {CustomerStatus.ACTIVE, CustomerStatus.PENDING})
+    # Active accounts only: a pending account's username was typed by whoever registered the address,
+    # and such text never goes to an inbox that has not been verified (resolvers.mail_views).
+    customer = await _recipient(ctx, "reminder", email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
     await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")
-    await ctx.mailer.send("username_reminder", customer.email, {"customer": mail_view(customer)},
+    await ctx.mailer.send("username_reminder", customer.email, {"customer": customer_view(customer)},
                           ctx.application, customer.locale)

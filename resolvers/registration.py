@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from resolvers import audit, links, ratelimit
 from resolvers.context import Context
-from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited
+from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited, RetryLater
 from resolvers.identifiers import normalize_identifier, validate_email, validate_username
 from resolvers.links import LinkState
+from resolvers.mail_views import customer_view, sign_in_hint
 from resolvers.passwords import check_password
 from resolvers.security import is_text, new_id
 from stores import customers
@@ -14,6 +15,8 @@ from stores.documents import CustomerDocument, CustomerStatus
 
 NAME_MAX = 100
 ACTIVATION = "activation"
+REGISTRATION_MAIL = "registration_mail"
+REGISTRATION_SETTLE_MS = 120_000  # how long a registration's job waits for its account to appear
 
 
 def _validate_name(problems: Problems, value: str | None, field: str) -> str | None:
@@ -37,10 +40,11 @@ def _username(problems: Problems, mode: str, username: str | None, email: str) -
 
 async def register(ctx: Context, *, email: str, password: str, username: str | None = None,
                    given_name: str | None = None, family_name: str | None = None) -> None:
-    """Create a pending account and email an activation link.
+    """Create a pending account; its activation link is emailed after the answer.
 
-    The answer is the same whether or not the email is registered: an existing owner
-    is told by email that someone tried to register with their address.
+    The answer, and the work done before it (the same database operations, the same hash), are the
+    same whether or not the email is registered: an existing owner is told by email, after the
+    answer, that someone tried to register with their address.
     """
     if not ctx.policy.registration_enabled:
         raise FeatureDisabled()
@@ -61,9 +65,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     username_norm = normalize_identifier(username)
     # A taken username is refused whatever the email, so the refusal says nothing about emails.
     if ctx.policy.username_mode == "USERNAME" and await customers.get_by_identifier(store_id, username_norm):
-        taken = Problems()
-        taken.add("username", "TAKEN", "This username is taken; choose another.")
-        taken.raise_if_any()
+        _username_taken()
 
     password_hash = await ctx.hasher.hash(password)
     customer = CustomerDocument(
@@ -72,35 +74,58 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
         password_hash=password_hash, password_nfkc=True, status=CustomerStatus.PENDING, created_at=ctx.now(),
         locale=ctx.request.locale,
     )
+    # The mail job is written first: once the account exists its mail cannot be lost, and a known
+    # address costs exactly the same work before the answer as a new one (the job tells them apart later).
+    job_id = await ctx.jobs.enqueue(REGISTRATION_MAIL, {
+        "customer_id": customer.id, "email_norm": customer.email_norm, "requested_at_ms": ctx.now_ms()})
     try:
         await customers.insert(customer)
-    except customers.DuplicateCustomer:
-        existing = await customers.get_by_normalized_email(store_id, customer.email_norm)
-        if existing is None:  # lost a race on the username
-            taken = Problems()
-            taken.add("username", "TAKEN", "This username is taken; choose another.")
-            taken.raise_if_any()
-        await audit.record(ctx, "customer.register_existing", subject_id=existing.id, actor_kind="public")
-        await ctx.mailer.send("registration_attempt", existing.email, {
-            "customer": mail_view(existing), "signin_hint": existing.username,
-        }, ctx.application, existing.locale)
+    except customers.DuplicateCustomer as duplicate:
+        if ctx.policy.username_mode == "USERNAME" and duplicate.field == "username":
+            _username_taken()  # lost a race on the username
+    ctx.jobs.start(job_id)
+
+
+def _username_taken() -> None:
+    taken = Problems()
+    taken.add("username", "TAKEN", "This username is taken; choose another.")
+    taken.raise_if_any()
+
+
+async def send_registration_mail(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job behind every accepted registration (``REGISTRATION_MAIL``), run after the answer.
+
+    A new account gets its activation link. When the address was already registered, its owner is
+    told that someone tried to register with it (at most ``GATEWAY_REGISTRATION_NOTICE_EMAIL_ATTEMPTS``
+    such mails per address and window, so registering cannot mail-bomb an owner). Raises RetryLater
+    while neither account can be found yet (the registration's insert may still be on its way).
+    """
+    customer = await customers.get(payload["customer_id"])
+    if customer is not None:
+        if customer.status == CustomerStatus.PENDING:
+            await audit.record(ctx, "customer.registered", subject_id=customer.id, actor_kind="public")
+            await send_activation(ctx, customer)
         return
-
-    await audit.record(ctx, "customer.registered", subject_id=customer.id, actor_kind="public")
-    # Stored before the answer (delivery follows it), so a crash cannot lose the activation mail.
-    await send_activation(ctx, customer)
-
-
-def mail_view(customer: CustomerDocument) -> dict:
-    return {"email": customer.email, "username": customer.username,
-            "given_name": customer.given_name, "family_name": customer.family_name}
+    existing = await customers.get_by_normalized_email(ctx.application.identity_store_id, payload["email_norm"])
+    if existing is None:
+        if ctx.now_ms() - payload["requested_at_ms"] < REGISTRATION_SETTLE_MS:
+            raise RetryLater()
+        return  # the registration was refused or failed: there is nobody to tell
+    await audit.record(ctx, "customer.register_existing", subject_id=existing.id, actor_kind="public")
+    try:
+        await ratelimit.hit(ctx, "register-notice-email", existing.email_norm, ctx.rules.registration_notice_email)
+    except RateLimited:
+        return
+    await ctx.mailer.send("registration_attempt", existing.email, {
+        "customer": customer_view(existing), "signin_hint": sign_in_hint(existing),
+    }, ctx.application, existing.locale)
 
 
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
     url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate",
                             credential_version=customer.credential_version)
     await ctx.mailer.send("activation", customer.email, {
-        "customer": mail_view(customer), "action_url": url,
+        "customer": customer_view(customer), "action_url": url,
         "expires_in_minutes": ctx.policy.activation_ttl_minutes,
     }, ctx.application, customer.locale)
 

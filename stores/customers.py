@@ -9,7 +9,11 @@ from stores.documents import CustomerDocument, CustomerStatus
 
 
 class DuplicateCustomer(Exception):
-    pass
+    """The email or the username is taken in this store; ``field`` says which (when the server tells)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} taken")
+        self.field = field
 
 
 def _col():
@@ -21,7 +25,17 @@ async def insert(customer: CustomerDocument) -> None:
     try:
         await _col().insert_one(customer.model_dump(by_alias=True))
     except DuplicateKeyError as exc:
-        raise DuplicateCustomer() from exc
+        raise DuplicateCustomer(_duplicate_field(exc)) from exc
+
+
+def _duplicate_field(exc: DuplicateKeyError) -> str:
+    """Which unique index refused the insert: MongoDB names the key pattern, nx-27017 the index
+    (``idx_customers_store_id_username_norm``) in its message."""
+    details = exc.details or {}
+    if details.get("keyPattern"):
+        return "username" if "username_norm" in details["keyPattern"] else "email"
+    index = str(details.get("errmsg", "")).rpartition("index")[2]  # nx-27017: "... failed: index 'idx_...'"
+    return "username" if "username_norm" in index else "email"
 
 
 async def get(customer_id: str) -> CustomerDocument | None:
@@ -60,12 +74,15 @@ async def activate(customer_id: str, credential_version: int, now_ms: int) -> bo
     return result.modified_count == 1
 
 
-async def set_password(customer_id: str, password_hash: str, expected_version: int, now_ms: int) -> bool:
+async def set_password(customer_id: str, password_hash: str, expected_version: int, now_ms: int,
+                       change_id: str | None = None) -> bool:
     """Replace the password and bump the credential version in one write, only if the version is still
-    ``expected_version`` (nobody changed the credentials since it was read). False otherwise."""
+    ``expected_version`` (nobody changed the credentials since it was read); ``change_id`` names this
+    change (its notice, ``resolvers.notifications``). False otherwise."""
     result = await _col().update_one(
         {"_id": customer_id, "credential_version": expected_version},
-        {"$set": {"password_hash": password_hash, "password_nfkc": True, "updated_at_ms": now_ms},
+        {"$set": {"password_hash": password_hash, "password_nfkc": True, "updated_at_ms": now_ms,
+                  "credential_change_id": change_id},
          "$inc": {"credential_version": 1}},
     )
     return result.modified_count == 1

@@ -93,6 +93,7 @@ class CustomerDocument(Document):
     # Bumped by every credential change (password set, account disabled) in the same write; sessions and
     # emailed links carry the version they were issued under, and a sign-in only stands if it is unchanged.
     credential_version: int = 0
+    credential_change_id: str | None = None  # the last credential change: its notice is sent for it alone
     status: CustomerStatus = CustomerStatus.PENDING
     email_verified: bool = False
     locale: str | None = None
@@ -250,26 +251,63 @@ class EmailTemplateDocument(Document):
         indexes = [IndexModel([("application_id", 1), ("kind", 1)], name="application_kind")]
 
 
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for (another) delivery attempt
+    SENDING = "sending"  # leased by one sender until lease_until_ms
+    SENT = "sent"
+    STORED = "stored"  # development outbox: no SMTP server, kept for reading
+    DEAD = "dead"  # dead letter: will never be sent (dead_reason says why)
+
+
 class OutboxDocument(Document):
-    """An email on its way. Bodies are removed once delivered: they hold live links."""
+    """An email on its way.
+
+    ``body`` is the subject, HTML and text, encrypted (Fernet, under a key derived from the secret
+    key): pending mail holds live links. It is removed once the mail is delivered or dead.
+    """
 
     id: str = Field(alias="_id")
     kind: str
     to: str
-    subject: str | None = None
-    html: str | None = None
-    text: str | None = None
-    status: str = "pending"  # pending | sending | sent | stored (development outbox)
+    body: str | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime
     next_attempt_ms: int = 0
     lease_until_ms: int = 0
+    lease_id: str | None = None  # who holds the lease: only they may record the outcome
+    expires_at_ms: int | None = None  # when the links inside expire: not delivered after that
     sent_at_ms: int | None = None
+    dead_reason: str | None = None
 
     class Settings:
         name = "outbox"
         indexes = [IndexModel([("status", 1), ("next_attempt_ms", 1)], name="due")]
+
+
+class JobDocument(Document):
+    """Durable work that must happen after a request's answer even if the process dies first.
+
+    The request writes the job before it answers, and usually runs it right after; otherwise any
+    instance's sweep runs it once ``run_after_ms`` has passed. Deleted when done.
+    """
+
+    id: str = Field(alias="_id")
+    kind: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    application_id: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)  # ip, user agent, request id, locale of the request
+    created_at: datetime
+    run_after_ms: int = 0
+    lease_until_ms: int = 0
+    lease_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+    class Settings:
+        name = "jobs"
+        indexes = [IndexModel([("run_after_ms", 1)], name="due")]
 
 
 ALL_DOCUMENTS = [
@@ -284,4 +322,5 @@ ALL_DOCUMENTS = [
     AuditEventDocument,
     EmailTemplateDocument,
     OutboxDocument,
+    JobDocument,
 ]
