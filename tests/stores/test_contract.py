@@ -13,9 +13,9 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from resolvers.context import epoch_ms
-from stores import admins, config, customers, outbox, ratelimits, sessions, tokens
-from stores.documents import (AdminDocument, CustomerDocument, CustomerProfile, OneTimeTokenDocument, OutboxDocument,
-                              PolicyDocument, RateCounterDocument, SessionDocument)
+from stores import admins, config, customers, jobs, outbox, ratelimits, sessions, tokens
+from stores.documents import (AdminDocument, CustomerDocument, CustomerProfile, JobDocument, OneTimeTokenDocument,
+                              OutboxDocument, PolicyDocument, RateCounterDocument, SessionDocument)
 
 
 @pytest.fixture(autouse=True)
@@ -71,10 +71,16 @@ async def test_unique_compound_index_rejects_a_duplicate_username_in_one_store()
     store, name = f"store-{uid()}", f"name-{uid()}"
     await customers.insert(customer(store, f"{uid()}@example.com", username=name))
 
-    # when another customer takes the same username with another email
-    # then it is refused
-    with pytest.raises(customers.DuplicateCustomer):
+    # when another customer takes the same username with another email, or the email with another username
+    with pytest.raises(customers.DuplicateCustomer) as by_username:
         await customers.insert(customer(store, f"{uid()}@example.com", username=name))
+    first = await customers.get_by_identifier(store, name.lower())
+    with pytest.raises(customers.DuplicateCustomer) as by_email:
+        await customers.insert(customer(store, first.email, username=f"other-{uid()}"))
+
+    # then each is refused, and the error names the index that refused it
+    assert by_username.value.field == "username"
+    assert by_email.value.field == "email"
 
 
 async def test_unique_index_on_admin_email_and_on_id():
@@ -372,25 +378,56 @@ async def test_delete_many_and_update_many_report_their_counts():
 async def test_unset_removes_fields_and_in_lte_lt_select_due_messages():
     # given two pending messages, one due now and one due later
     moment = epoch_ms(now())
-    due = OutboxDocument(id=uid(), kind="contract", to="a@example.com", subject="s", html="<p>h</p>", text="t",
-                         created_at=now(), next_attempt_ms=moment - 1)
+    due = OutboxDocument(id=uid(), kind="contract", to="a@example.com", body="sealed", created_at=now(),
+                         next_attempt_ms=moment - 1)
     later = OutboxDocument(id=uid(), kind="contract", to="a@example.com", created_at=now(),
                            next_attempt_ms=moment + 3_600_000)
     await outbox.insert(due)
     await outbox.insert(later)
 
-    # when the due ones are listed, and the due one is claimed and marked sent
+    # when the due ones are listed, and the due one is claimed, then marked sent by another and by its holder
     due_ids = await outbox.due_ids(moment, limit=10_000)
-    claimed = await outbox.claim(due.id, moment, 60_000)
-    claimed_again = await outbox.claim(due.id, moment, 60_000)
-    await outbox.mark_sent(due.id, moment)
+    claimed = await outbox.claim(due.id, moment, 60_000, "holder")
+    claimed_again = await outbox.claim(due.id, moment, 60_000, "intruder")
+    by_intruder = await outbox.mark_sent(due.id, "intruder", moment)
+    by_holder = await outbox.mark_sent(due.id, "holder", moment)
 
-    # then only the due one was listed and claimable once, and its bodies are gone
+    # then only the due one was listed and claimable once, only its holder recorded it, and its body is gone
     assert due.id in due_ids and later.id not in due_ids
-    assert claimed is not None and claimed_again is None
+    assert claimed is not None and claimed.lease_id == "holder" and claimed_again is None
+    assert (by_intruder, by_holder) == (False, True)
     raw = await OutboxDocument.get_pymongo_collection().find_one({"_id": due.id})
     assert raw["status"] == "sent"
-    assert not {"subject", "html", "text"} & raw.keys()
+    assert "body" not in raw
+
+
+async def test_a_job_is_held_by_one_lease_at_a_time_and_only_its_holder_finishes_it():
+    # given a job due in ten seconds
+    t = epoch_ms(now())
+    job = JobDocument(id=uid(), kind="contract", payload={"n": 1}, created_at=now(), run_after_ms=t + 10_000)
+    await jobs.insert(job)
+
+    # when the sweep looks now, the writer takes it early, and a second taker tries while it is held
+    swept = await jobs.due_ids(t)
+    early = await jobs.claim(job.id, t, 20_000, "writer", due_only=False)
+    held = await jobs.claim(job.id, t + 1, 20_000, "other", due_only=False)
+
+    # then only the writer holds it, and another cannot postpone or finish it
+    assert job.id not in swept and early.lease_id == "writer" and early.payload == {"n": 1} and held is None
+    assert await jobs.postpone(job.id, "other", t, 1, "x") is False
+    assert await jobs.finish(job.id, "other") is False
+
+    # when the writer gives it back for later, then the lease of a later taker runs out
+    assert await jobs.postpone(job.id, "writer", t + 5_000, 1, "RetryLater()") is True
+    assert job.id not in await jobs.due_ids(t + 4_999) and job.id in await jobs.due_ids(t + 5_000)
+    taken = await jobs.claim(job.id, t + 5_000, 20_000, "sweeper")
+    retaken = await jobs.claim(job.id, t + 25_001, 20_000, "another sweeper")
+
+    # then an expired lease can be taken over, and only the last holder finishes it
+    assert taken.attempts == 1 and retaken.lease_id == "another sweeper"
+    assert await jobs.finish(job.id, "sweeper") is False
+    assert await jobs.finish(job.id, "another sweeper") is True
+    assert await JobDocument.get_pymongo_collection().count_documents({"_id": job.id}) == 0
 
 
 # -- values -----------------------------------------------------------------------------------------
