@@ -33,6 +33,22 @@ def normalize_identifier(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
+def identifier_key(value: str) -> str:
+    """The form an identifier typed at sign-in is looked up (and rate-limited) in: the stored form.
+
+    An email address is first brought to the display form registration stores (email-validator's:
+    IDNA domains decoded, so ``kate@xn--bcher-kva.com`` is ``kate@bücher.com``), then compared as
+    :func:`normalize_identifier`. Anything else (a username, a malformed address) is just normalised.
+    """
+    value = value.strip()
+    if "@" in value and is_text(value) and len(value) <= MAX_EMAIL_LENGTH and not has_invisible(value):
+        try:
+            value = _validate_email_syntax(value, check_deliverability=False).normalized
+        except EmailNotValidError:
+            pass
+    return normalize_identifier(value)
+
+
 def has_invisible(value: str) -> bool:
     """True when the value holds a character that renders as nothing (or is not assigned, or is a control)."""
     return INVISIBLE.search(value) is not None

@@ -34,7 +34,7 @@ from typing import Any
 from resolvers import audit, devices, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
-from resolvers.identifiers import normalize_identifier
+from resolvers.identifiers import identifier_key
 from resolvers.roles import permissions_of
 from resolvers.security import is_text, new_id, new_session_token, token_hash
 from stores import admins, customers, sessions
@@ -114,7 +114,7 @@ def _credentials(identifier: str, password: str, field: str) -> str:
     elif not is_text(password):
         problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
-    return normalize_identifier(identifier)
+    return identifier_key(identifier)
 
 
 async def create_session(ctx: Context, kind: str, subject_id: str, profile: CustomerProfile | None = None,
