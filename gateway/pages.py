@@ -181,7 +181,7 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
         except DomainError:
             valid = False
         return render(request, ctx, "reset_password.html", 200 if valid else 400, title="Reset your password",
-                      valid=valid, token=token if valid else "", min_length=ctx.policy.password_min_length)
+                      valid=valid, token=token if valid else "", min_length=ctx.policy.password_policy.min_length)
 
     async def reset_password_script(request: Request) -> Response:
         return FileResponse(STATIC / "reset-password.js", media_type="text/javascript")

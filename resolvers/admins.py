@@ -23,7 +23,7 @@ async def create_admin(ctx: Context, email: str, password: str, role: str = "own
     if role not in ROLE_PERMISSIONS:
         problems.add("role", "INVALID", f"Choose one of: {', '.join(sorted(ROLE_PERMISSIONS))}.")
     problems.raise_if_any()
-    check_password(password, min_length=max(12, ctx.policy.password_min_length), context=(email,))
+    check_password(password, min_length=max(12, ctx.policy.password_policy.min_length), context=(email,))
     admin = AdminDocument(id=new_id(), email=email, email_norm=normalize_identifier(email),
                           password_hash=await ctx.hasher.hash(password), password_nfkc=True, role=role,
                           created_at=ctx.now())

@@ -15,14 +15,15 @@ from stores.documents import ApplicationDocument, IdentityStoreDocument, PolicyD
 DEFAULT_STORE_ID = "default"
 DEFAULT_POLICY_ID = "default"
 DEFAULT_APPLICATION_ID = "default"
+DEFAULT_POLICY_NAME = "Default Self-Service Policy"
 
 
 async def ensure_defaults(now: datetime) -> ApplicationDocument:
     await config.insert_if_missing(IdentityStoreDocument(id=DEFAULT_STORE_ID, name="Default Identity Store", created_at=now))
     await config.insert_if_missing(PolicyDocument(
-        id=DEFAULT_POLICY_ID, name="Default Self-Service Policy", registration_enabled=True,
-        activation_ttl_minutes=24 * 60, password_reset_enabled=True, password_reset_ttl_minutes=60,
-        username_mode="EMAIL", created_at=now,
+        id=DEFAULT_POLICY_ID, name=DEFAULT_POLICY_NAME,
+        description="Applied to every application that has no policy of its own: every self-service area on.",
+        created_at=now,
     ))
     await config.insert_if_missing(ApplicationDocument(
         id=DEFAULT_APPLICATION_ID, client_id="app_" + secrets.token_urlsafe(16), name="Default Application",

@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from resolvers.errors import PasswordPolicyViolation, RateLimited
 from resolvers.security import is_text
+from stores.documents import PasswordPolicy
 
 MAX_PASSWORD_LENGTH = 256
 
@@ -104,24 +105,37 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
+def check_password_policy(password: str, policy: PasswordPolicy, *, context: tuple[str, ...] = (),
+                          field: str = "password") -> None:
+    """:func:`check_password` with a self-service policy's password rules."""
+    check_password(password, min_length=policy.min_length, max_length=policy.max_length,
+                   check_common=policy.check_common_passwords, context=context, field=field)
+
+
 def normalize_password(password: str) -> str:
     """The form a password is hashed, verified and measured in (NIST SP 800-63B 5.1.1.2: NFKC)."""
     return unicodedata.normalize("NFKC", password)
 
 
-def check_password(password: str, *, min_length: int = 8, context: tuple[str, ...] = (), field: str = "password") -> None:
-    """NIST 800-63B: length only (8..256 by default), no composition rules, no common or breached passwords."""
+def check_password(password: str, *, min_length: int = 8, max_length: int = MAX_PASSWORD_LENGTH,
+                   check_common: bool = True, context: tuple[str, ...] = (), field: str = "password") -> None:
+    """NIST 800-63B: length only (8..256 by default), no composition rules, no common or breached passwords.
+
+    Raises PasswordPolicyViolation whose reasons start with a stable code: TOO_SHORT, TOO_LONG, COMMON,
+    CONTAINS_IDENTIFIER, INVALID_CHARACTERS. Lengths count code points of the NFKC form (what is hashed).
+    """
     reasons: list[str] = []
     if not is_text(password):
         raise PasswordPolicyViolation(["INVALID_CHARACTERS: use only valid Unicode text"], field=field)
     normalized = normalize_password(password)  # the form that is hashed
     length = len(normalized)
+    max_length = min(max_length, MAX_PASSWORD_LENGTH)
     if length < min_length:
         reasons.append(f"TOO_SHORT: use at least {min_length} characters")
-    if length > MAX_PASSWORD_LENGTH:
-        reasons.append(f"TOO_LONG: use at most {MAX_PASSWORD_LENGTH} characters")
+    if length > max_length:
+        reasons.append(f"TOO_LONG: use at most {max_length} characters")
     lowered = normalized.lower()
-    if lowered in _common_passwords():
+    if check_common and lowered in _common_passwords():
         reasons.append("COMMON: this password is too common; choose another")
     if any(part and len(part) >= 3 and lowered == normalize_password(part).lower() for part in context):
         reasons.append("CONTAINS_IDENTIFIER: do not use your email or username as your password")

@@ -12,9 +12,9 @@ from resolvers.context import Context, Limit
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
 from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.mail_views import customer_view
-from resolvers.passwords import check_password
+from resolvers.passwords import check_password_policy
 from stores import config, customers, sessions
-from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument
+from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument, UsernameMode
 
 PASSWORD_RESET = "password_reset"
 RESET_TTL_MIN_MINUTES = 5
@@ -42,7 +42,7 @@ def _checked_email(email: str) -> str:
 
 
 async def request_password_reset(ctx: Context, email: str) -> None:
-    if not ctx.policy.password_reset_enabled:
+    if not ctx.policy.password_reset.enabled:
         raise FeatureDisabled()
     ctx.defer(_send_reset(ctx, _checked_email(email)))
 
@@ -60,7 +60,7 @@ async def _send_reset(ctx: Context, email: str) -> None:
     customer = await _recipient(ctx, "reset", email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
-    ttl = reset_ttl_minutes(ctx.policy.password_reset_ttl_minutes)
+    ttl = reset_ttl_minutes(ctx.policy.password_reset.link_lifetime_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
                             credential_version=customer.credential_version,
                             base_url=ctx.application.password_reset_url)
@@ -100,12 +100,12 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
         raise InvalidToken()
     links.check_version(found, customer.credential_version)
     application, policy = await _issuing(ctx, found.application_id)
-    if not policy.password_reset_enabled:
+    if not policy.password_reset.enabled:
         raise FeatureDisabled()
     if new_password != confirm_password:
         raise PasswordMismatch(field="confirmPassword")
-    check_password(new_password or "", min_length=policy.password_min_length,
-                   context=(customer.email, customer.email.split("@")[0], customer.username), field="newPassword")
+    check_password_policy(new_password or "", policy.password_policy,
+                          context=(customer.email, customer.email.split("@")[0], customer.username), field="newPassword")
     password_hash = await ctx.hasher.hash(new_password)
     # Written before the change (a database error fails the request with nothing changed); sent for this change only.
     change_id = await notifications.prepare_credential_notice(ctx, customer.id, "password_changed", application.id)
@@ -125,7 +125,7 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
 
 
 async def request_username_reminder(ctx: Context, email: str) -> None:
-    if ctx.policy.username_mode != "USERNAME" or not ctx.policy.username_reminder_enabled:
+    if ctx.policy.username_mode != UsernameMode.USERNAME or not ctx.policy.username_reminder.enabled:
         raise FeatureDisabled()
     ctx.defer(_send_reminder(ctx, _checked_email(email)))
 

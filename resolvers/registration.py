@@ -8,10 +8,10 @@ from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimite
 from resolvers.identifiers import normalize_identifier, validate_email, validate_username
 from resolvers.links import LinkState
 from resolvers.mail_views import customer_view, sign_in_hint
-from resolvers.passwords import check_password
+from resolvers.passwords import check_password_policy
 from resolvers.security import is_text, new_id
 from stores import customers
-from stores.documents import CustomerDocument, CustomerStatus
+from stores.documents import CustomerDocument, CustomerStatus, UsernameMode
 
 NAME_MAX = 100
 ACTIVATION = "activation"
@@ -31,7 +31,7 @@ def _validate_name(problems: Problems, value: str | None, field: str) -> str | N
 
 
 def _username(problems: Problems, mode: str, username: str | None, email: str) -> str:
-    if mode == "USERNAME":
+    if mode == UsernameMode.USERNAME:
         return validate_username(problems, username)
     if username is not None and normalize_identifier(username) != normalize_identifier(email):
         problems.add("username", "NOT_ALLOWED", "This application uses your email address as your username.")
@@ -46,7 +46,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     same whether or not the email is registered: an existing owner is told by email, after the
     answer, that someone tried to register with their address.
     """
-    if not ctx.policy.registration_enabled:
+    if not ctx.policy.registration.enabled:
         raise FeatureDisabled()
     await ratelimit.hit_ip(ctx, "register-ip", ctx.rules.register_ip)
 
@@ -58,13 +58,13 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     if password and not is_text(password):
         problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
-    check_password(password or "", min_length=ctx.policy.password_min_length,
-                   context=(email, email.split("@")[0], username))
+    check_password_policy(password or "", ctx.policy.password_policy,
+                          context=(email, email.split("@")[0], username))
 
     store_id = ctx.application.identity_store_id
     username_norm = normalize_identifier(username)
     # A taken username is refused whatever the email, so the refusal says nothing about emails.
-    if ctx.policy.username_mode == "USERNAME" and await customers.get_by_identifier(store_id, username_norm):
+    if ctx.policy.username_mode == UsernameMode.USERNAME and await customers.get_by_identifier(store_id, username_norm):
         _username_taken()
 
     password_hash = await ctx.hasher.hash(password)
@@ -81,7 +81,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     try:
         await customers.insert(customer)
     except customers.DuplicateCustomer as duplicate:
-        if ctx.policy.username_mode == "USERNAME" and duplicate.field == "username":
+        if ctx.policy.username_mode == UsernameMode.USERNAME and duplicate.field == "username":
             _username_taken()  # lost a race on the username
     ctx.jobs.start(job_id)
 
@@ -122,11 +122,11 @@ async def send_registration_mail(ctx: Context, payload: dict, job_id: str) -> No
 
 
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
-    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.activation_ttl_minutes, "/activate",
+    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.registration.activation_link_lifetime_minutes, "/activate",
                             credential_version=customer.credential_version)
     await ctx.mailer.send("activation", customer.email, {
         "customer": customer_view(customer), "action_url": url,
-        "expires_in_minutes": ctx.policy.activation_ttl_minutes,
+        "expires_in_minutes": ctx.policy.registration.activation_link_lifetime_minutes,
     }, ctx.application, customer.locale)
 
 

@@ -38,7 +38,7 @@ from resolvers.identifiers import identifier_key
 from resolvers.roles import permissions_of
 from resolvers.security import is_text, new_id, new_session_token, token_hash
 from stores import admins, customers, sessions
-from stores.documents import CustomerDocument, CustomerProfile, CustomerStatus, SessionDocument
+from stores.documents import CustomerDocument, CustomerProfile, CustomerStatus, SessionDocument, SessionPolicy
 
 MAX_IDENTIFIER = 320
 MAX_PASSWORD_INPUT = 1024
@@ -86,17 +86,22 @@ class SignedIn:
     device_token: str = ""
 
 
-def _ttl(rules: Rules, kind: str) -> tuple[int, int]:
+def _ttl(rules: Rules, kind: str, policy: SessionPolicy | None = None) -> tuple[int, int]:
+    """(absolute, idle) lifetimes in seconds: an admin's from the settings, a customer's from the
+    application's policy where it sets them, else from the settings."""
     if kind == ADMIN:
         return rules.admin_session_absolute_ttl_seconds, rules.admin_session_idle_ttl_seconds
-    return rules.session_absolute_ttl_seconds, rules.session_idle_ttl_seconds
+    absolute, idle = rules.session_absolute_ttl_seconds, rules.session_idle_ttl_seconds
+    if policy is not None:
+        absolute = policy.absolute_lifetime_minutes * 60 if policy.absolute_lifetime_minutes else absolute
+        idle = policy.idle_timeout_minutes * 60 if policy.idle_timeout_minutes else idle
+    return absolute, idle
 
 
-def touch_interval_ms(rules: Rules, kind: str) -> int:
+def touch_interval_ms(rules: Rules, idle_seconds: int) -> int:
     """How often activity is written: the setting, but never more than half the idle timeout, so that a
     session used at least once per idle timeout never expires while in use."""
-    _, idle = _ttl(rules, kind)
-    return min(rules.session_touch_interval_seconds, idle // 2) * 1000
+    return max(1, min(rules.session_touch_interval_seconds, idle_seconds // 2)) * 1000
 
 
 def _credentials(identifier: str, password: str, field: str) -> str:
@@ -119,13 +124,13 @@ def _credentials(identifier: str, password: str, field: str) -> str:
 
 async def create_session(ctx: Context, kind: str, subject_id: str, profile: CustomerProfile | None = None,
                          credential_version: int = 0) -> tuple[str, SessionDocument]:
-    absolute, idle = _ttl(ctx.rules, kind)
+    absolute, idle = _ttl(ctx.rules, kind, ctx.policy.sessions)
     now, now_ms = ctx.now(), ctx.now_ms()
     token = new_session_token(kind)
     session = SessionDocument(
         id=new_id(), token_hash=token_hash(token), kind=kind, subject_id=subject_id,
         credential_version=credential_version, created_at=now, expires_at=now + timedelta(seconds=absolute),
-        idle_expires_at_ms=now_ms + idle * 1000, last_seen_at_ms=now_ms,
+        idle_expires_at_ms=now_ms + idle * 1000, idle_timeout_ms=idle * 1000, last_seen_at_ms=now_ms,
         ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
         profile=profile,
     )
@@ -222,9 +227,9 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
         permissions = permissions_of(admin.role)
     elif not profile or profile.get("status") != CustomerStatus.ACTIVE:
         return None
-    interval_ms = touch_interval_ms(rules, kind)
+    idle_ms = session.get("idle_timeout_ms") or _ttl(rules, kind)[1] * 1000
+    interval_ms = touch_interval_ms(rules, idle_ms // 1000)
     if now_ms - session["last_seen_at_ms"] >= interval_ms:
-        _, idle = _ttl(rules, kind)
-        await sessions.touch(session_id, now_ms, now_ms + idle * 1000, now_ms - interval_ms + 1)
+        await sessions.touch(session_id, now_ms, now_ms + idle_ms, now_ms - interval_ms + 1)
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
                      profile=profile)

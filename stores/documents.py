@@ -15,7 +15,7 @@ from typing import Any
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pymongo import IndexModel
 
 
@@ -34,19 +34,127 @@ class IdentityStoreDocument(Document):
         name = "identity_stores"
 
 
+class UsernameMode(StrEnum):
+    EMAIL = "EMAIL"  # the email is the username
+    PHONE = "PHONE"  # as EMAIL until phone verification exists (docs/recovery.md)
+    USERNAME = "USERNAME"  # customers choose a username
+
+
+class MfaMode(StrEnum):
+    OFF = "OFF"  # no enrolment; sign-in never asks
+    OPTIONAL = "OPTIONAL"  # customers may enrol; sign-in asks those who did
+    REQUIRED = "REQUIRED"  # sign-in always asks (an emailed code when nothing is enrolled)
+
+
+class FactorType(StrEnum):
+    TOTP = "TOTP"
+    RECOVERY_CODE = "RECOVERY_CODE"
+    EMAIL_OTP = "EMAIL_OTP"
+
+
+class RegistrationPolicy(BaseModel):
+    enabled: bool = True
+    activation_link_lifetime_minutes: int = 24 * 60
+
+
+class PasswordResetPolicy(BaseModel):
+    enabled: bool = True
+    link_lifetime_minutes: int = 60
+
+
+class UsernameReminderPolicy(BaseModel):
+    enabled: bool = True
+
+
+class EmailChangePolicy(BaseModel):
+    link_lifetime_minutes: int = 60  # the verification link mailed to the new address
+
+
+class AccountManagementPolicy(BaseModel):
+    """Which self-service areas are on: ``me.selfService``; an area that is off answers FeatureDisabledError."""
+
+    personal_information: bool = True
+    account_settings: bool = True
+    security_settings: bool = True
+    privacy_and_data: bool = True
+    account_deletion: bool = True
+    data_export: bool = True
+
+
+class AccountDeletionPolicy(BaseModel):
+    grace_days: int = 0  # 0: erased at once; N: disabled at once, undo link valid N days, erased after N days
+
+
+class MfaPolicy(BaseModel):
+    mode: MfaMode = MfaMode.OPTIONAL
+    factors: list[FactorType] = Field(default_factory=lambda: list(FactorType))
+
+
+class PasswordPolicy(BaseModel):
+    """NIST SP 800-63B: length only, no composition rules, no common or breached passwords."""
+
+    min_length: int = 8
+    max_length: int = 256
+    check_common_passwords: bool = True
+
+
+class SessionPolicy(BaseModel):
+    """Customer session lifetimes for the policy's applications; None: the GATEWAY_SESSION_* settings."""
+
+    absolute_lifetime_minutes: int | None = None
+    idle_timeout_minutes: int | None = None
+
+
+# Fields of the first, flat policy document, and where they live now (read on load; see _nest).
+FLAT_FIELDS = {
+    "registration_enabled": ("registration", "enabled"),
+    "activation_ttl_minutes": ("registration", "activation_link_lifetime_minutes"),
+    "password_reset_enabled": ("password_reset", "enabled"),
+    "password_reset_ttl_minutes": ("password_reset", "link_lifetime_minutes"),
+    "username_reminder_enabled": ("username_reminder", "enabled"),
+    "password_min_length": ("password_policy", "min_length"),
+}
+
+
 class PolicyDocument(Document):
-    """A self-service policy: what customers may do for themselves, and for how long links live."""
+    """A self-service policy: what customers of its applications may do for themselves, and how.
+
+    One document, shared by account management and administration; ``version`` grows with every
+    change (optimistic concurrency for admins editing it).
+    """
 
     id: str = Field(alias="_id")
     name: str
-    registration_enabled: bool = True
-    activation_ttl_minutes: int = 24 * 60
-    password_reset_enabled: bool = True
-    password_reset_ttl_minutes: int = 60
-    username_mode: str = "EMAIL"  # EMAIL | PHONE | USERNAME
-    username_reminder_enabled: bool = True
-    password_min_length: int = 8
+    description: str = ""
+    version: int = 1
+    registration: RegistrationPolicy = Field(default_factory=RegistrationPolicy)
+    password_reset: PasswordResetPolicy = Field(default_factory=PasswordResetPolicy)
+    username_reminder: UsernameReminderPolicy = Field(default_factory=UsernameReminderPolicy)
+    username_mode: UsernameMode = UsernameMode.EMAIL
+    email_change: EmailChangePolicy = Field(default_factory=EmailChangePolicy)
+    account_management: AccountManagementPolicy = Field(default_factory=AccountManagementPolicy)
+    account_deletion: AccountDeletionPolicy = Field(default_factory=AccountDeletionPolicy)
+    mfa: MfaPolicy = Field(default_factory=MfaPolicy)
+    passwordless: bool = False
+    password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
+    sessions: SessionPolicy = Field(default_factory=SessionPolicy)
+    reauthentication_max_age_minutes: int = 10
     created_at: datetime
+    updated_at_ms: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, data: Any) -> Any:
+        """Policies written before the nested layout (and flat keyword arguments) load into it."""
+        if isinstance(data, dict) and FLAT_FIELDS.keys() & data.keys():
+            data = dict(data)
+            for flat, (group, name) in FLAT_FIELDS.items():
+                if flat in data:
+                    value = data.pop(flat)
+                    section = dict(data.get(group) or {})
+                    section.setdefault(name, value)
+                    data[group] = section
+        return data
 
     class Settings:
         name = "policies"
@@ -159,6 +267,7 @@ class SessionDocument(Document):
     created_at: datetime
     expires_at: datetime
     idle_expires_at_ms: int
+    idle_timeout_ms: int | None = None  # how far activity pushes idle_expires_at_ms (the policy's, else the setting)
     last_seen_at_ms: int
     ip_address: str | None = None
     user_agent: str | None = None

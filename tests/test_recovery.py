@@ -277,7 +277,7 @@ async def test_links_stop_working_when_the_policy_disables_reset(gql, mailbox, r
     token = await reset_token(gql, mailbox, email, headers=headers)
 
     application = await config.get_application(application_id)
-    await config.update_policy(application.policy_id, {"password_reset_enabled": False})
+    await config.update_policy(application.policy_id, {"password_reset.enabled": False})
     runtime.forget_applications()
 
     refused = assert_no_errors(await gql(RESET, reset_input(token)))["passwordReset"]

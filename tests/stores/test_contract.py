@@ -242,11 +242,11 @@ async def test_find_one_and_update_returns_the_document_after_the_update():
     await config.insert_if_missing(policy)
 
     # when it is updated, and an unknown one is updated
-    updated = await config.update_policy(policy.id, {"name": "after", "password_min_length": 12})
+    updated = await config.update_policy(policy.id, {"name": "after", "password_policy.min_length": 12})
     missing = await config.update_policy(f"policy-{uid()}", {"name": "x"})
 
     # then the answer is the new version, and None for the unknown one
-    assert updated.name == "after" and updated.password_min_length == 12
+    assert updated.name == "after" and updated.password_policy.min_length == 12
     assert missing is None
     raw = await PolicyDocument.get_pymongo_collection().find_one_and_update(
         {"_id": policy.id}, {"$set": {"name": "again"}}, return_document=ReturnDocument.BEFORE)
