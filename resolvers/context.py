@@ -78,6 +78,8 @@ class Principal:
     session_id: str
     permissions: frozenset[str] = frozenset()
     profile: Any = None  # the session's copy of the customer profile (a dict), for the hot path
+    authenticated_at_ms: int = 0  # when the subject last proved who they are in this session
+    token_hash: str = ""  # of the bearer token that made the request (to rotate it)
 
 
 @dataclass

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 
 class DomainError(Exception):
+    """An expected failure; each subclass becomes one member type of the result unions (schema/errors.py)."""
+
     code: str = "INVALID"
     message: str = "The request could not be completed."
 
@@ -77,6 +79,44 @@ class RateLimited(DomainError):
 class NotFound(DomainError):
     code = "NOT_FOUND"
     message = "Not found."
+
+
+class ReauthenticationRequired(DomainError):
+    code = "REAUTHENTICATION_REQUIRED"
+    message = "Confirm it is you: sign in again (sessionReauthenticate) before this change."
+
+    def __init__(self, max_age_minutes: int) -> None:
+        super().__init__(self.message)
+        self.max_age_minutes = max_age_minutes
+
+
+class LastLoginMethod(DomainError):
+    code = "LAST_LOGIN_METHOD"
+    message = "This is your last way to sign in: add another before you remove it."
+
+
+class ConsentRequired(DomainError):
+    code = "CONSENT_REQUIRED"
+    message = "This consent is required to use the application and cannot be withdrawn."
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    message = "Someone changed this since you read it: reload it and apply your change again."
+
+    def __init__(self, current_version: int, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.current_version = current_version
+
+
+class PolicyInUse(DomainError):
+    code = "POLICY_IN_USE"
+    message = "This policy is still assigned to applications: assign them another policy first."
+
+
+class LastOwner(DomainError):
+    code = "LAST_OWNER"
+    message = "There must always be an active owner: make another admin owner first."
 
 
 class RetryLater(Exception):

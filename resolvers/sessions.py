@@ -33,7 +33,13 @@ from typing import Any
 
 from resolvers import audit, devices, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
-from resolvers.errors import AccountNotActivated, InvalidCredentials, Problems, unauthenticated
+from resolvers.errors import (
+    AccountNotActivated,
+    InvalidCredentials,
+    Problems,
+    ReauthenticationRequired,
+    unauthenticated,
+)
 from resolvers.identifiers import identifier_key
 from resolvers.roles import permissions_of
 from resolvers.security import is_text, new_id, new_session_token, token_hash
@@ -59,6 +65,7 @@ class AccountKind:
     name: str  # customer | admin: the session kind and the prefix of audit events and counters
     identifier_field: str  # the input field named in problems
     find: Callable[[Context, str], Awaitable[Any]]  # (ctx, normalised identifier) -> account or None
+    load: Callable[[str], Awaitable[Any]]  # id -> account or None
     may_sign_in: Callable[[Any], bool]
     confirm: Callable[..., Awaitable[bool]]  # stores.<kind>.confirm_sign_in
     profile: Callable[[Any], CustomerProfile | None]
@@ -72,9 +79,9 @@ async def _find_admin(ctx: Context, identifier_norm: str):
     return await admins.get_by_normalized_email(identifier_norm)
 
 
-CUSTOMERS = AccountKind(CUSTOMER, "identifier", _find_customer, lambda c: c.status != CustomerStatus.DISABLED,
-                        customers.confirm_sign_in, profile_of)
-ADMINS = AccountKind(ADMIN, "email", _find_admin, lambda a: not a.disabled, admins.confirm_sign_in,
+CUSTOMERS = AccountKind(CUSTOMER, "identifier", _find_customer, customers.get,
+                        lambda c: c.status != CustomerStatus.DISABLED, customers.confirm_sign_in, profile_of)
+ADMINS = AccountKind(ADMIN, "email", _find_admin, admins.get, lambda a: not a.disabled, admins.confirm_sign_in,
                      lambda _: None)
 KINDS = {CUSTOMER: CUSTOMERS, ADMIN: ADMINS}
 
@@ -107,7 +114,8 @@ def touch_interval_ms(rules: Rules, idle_seconds: int) -> int:
 def _credentials(identifier: str, password: str, field: str) -> str:
     problems = Problems()
     if not identifier or not identifier.strip():
-        problems.add(field, "REQUIRED", "Enter your email or username." if field == "identifier" else "Enter your email.")
+        problems.add(field, "REQUIRED",
+                     "Enter your email or username." if field == "identifier" else "Enter your email.")
     elif len(identifier) > MAX_IDENTIFIER:
         problems.add(field, "TOO_LONG", f"Use at most {MAX_IDENTIFIER} characters.")
     elif not is_text(identifier):
@@ -130,7 +138,8 @@ async def create_session(ctx: Context, kind: str, subject_id: str, profile: Cust
     session = SessionDocument(
         id=new_id(), token_hash=token_hash(token), kind=kind, subject_id=subject_id,
         credential_version=credential_version, created_at=now, expires_at=now + timedelta(seconds=absolute),
-        idle_expires_at_ms=now_ms + idle * 1000, idle_timeout_ms=idle * 1000, last_seen_at_ms=now_ms,
+        idle_expires_at_ms=now_ms + idle * 1000, idle_timeout_ms=idle * 1000, authenticated_at_ms=now_ms,
+        last_seen_at_ms=now_ms,
         ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
         profile=profile,
     )
@@ -195,6 +204,53 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
     return SignedIn(token, session, devices.issue(ctx.rules, kind.name, account.id, account.credential_version))
 
 
+def require_recent_authentication(ctx: Context) -> None:
+    """ReauthenticationRequired unless the session proved who it is within the policy's
+    ``reauthenticationMaxAgeMinutes`` (OWASP ASVS 3.7.1: re-authenticate before sensitive changes)."""
+    if ctx.principal is None:
+        raise unauthenticated()
+    max_age = ctx.policy.reauthentication_max_age_minutes
+    if ctx.now_ms() - ctx.principal.authenticated_at_ms > max_age * 60_000:
+        raise ReauthenticationRequired(max_age)
+
+
+async def reauthenticate(ctx: Context, password: str) -> SignedIn:
+    """Prove it is still you with the password: the session is marked freshly authenticated and gets a
+    new token (the old one stops working), returned here.
+
+    Counted against the same budgets as signing in to the account from this client. InvalidCredentials
+    for a wrong password; RateLimited over a budget.
+    """
+    if ctx.principal is None:
+        raise unauthenticated()
+    kind = KINDS[ctx.principal.kind]
+    problems = Problems()
+    if not password:
+        problems.add("password", "REQUIRED", "Enter your password.")
+    elif len(password) > MAX_PASSWORD_INPUT or not is_text(password):
+        problems.add("password", "INVALID", "Enter your password.")
+    problems.raise_if_any()
+    ctx.hasher.check_capacity()
+    account = await kind.load(ctx.principal.subject_id)
+    if account is None or not kind.may_sign_in(account):
+        raise unauthenticated()
+    budgets = _budgets(ctx, kind, account, "", None)
+    for bucket, key, limit in budgets:
+        await ratelimit.hit(ctx, bucket, key, limit)
+    if not await ctx.hasher.verify(account.password_hash, password, nfkc=account.password_nfkc):
+        await audit.record(ctx, f"{kind.name}.reauthentication_failed", subject_id=account.id)
+        raise InvalidCredentials()
+    token = new_session_token(kind.name)
+    if not await sessions.rotate(ctx.principal.session_id, ctx.principal.token_hash, token_hash(token), ctx.now_ms()):
+        raise unauthenticated()  # the session ended, or was rotated by a concurrent request
+    for bucket, key, limit in budgets:
+        await ratelimit.reset(ctx, bucket, key, limit)
+    await audit.record(ctx, f"{kind.name}.reauthenticated", subject_id=account.id,
+                       session_id=ctx.principal.session_id)
+    session = await sessions.get(ctx.principal.session_id)
+    return SignedIn(token, session)
+
+
 async def sign_out(ctx: Context) -> None:
     if ctx.principal is None:
         raise unauthenticated()
@@ -214,7 +270,8 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
         return None
     now = clock.now()
     now_ms = epoch_ms(now)
-    session = await sessions.find_active_by_token_hash(token_hash(token), now, now_ms)
+    hashed = token_hash(token)
+    session = await sessions.find_active_by_token_hash(hashed, now, now_ms)
     if session is None:
         return None
     kind, subject_id, session_id = session["kind"], session["subject_id"], session["_id"]
@@ -231,5 +288,6 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
     interval_ms = touch_interval_ms(rules, idle_ms // 1000)
     if now_ms - session["last_seen_at_ms"] >= interval_ms:
         await sessions.touch(session_id, now_ms, now_ms + idle_ms, now_ms - interval_ms + 1)
+    authenticated_at_ms = session.get("authenticated_at_ms") or epoch_ms(session["created_at"])
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
-                     profile=profile)
+                     profile=profile, authenticated_at_ms=authenticated_at_ms, token_hash=hashed)

@@ -21,6 +21,12 @@ class ErrorCode(Enum):
     ACCOUNT_NOT_ACTIVATED = "ACCOUNT_NOT_ACTIVATED"
     RATE_LIMITED = "RATE_LIMITED"
     NOT_FOUND = "NOT_FOUND"
+    REAUTHENTICATION_REQUIRED = "REAUTHENTICATION_REQUIRED"
+    LAST_LOGIN_METHOD = "LAST_LOGIN_METHOD"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    CONFLICT = "CONFLICT"
+    POLICY_IN_USE = "POLICY_IN_USE"
+    LAST_OWNER = "LAST_OWNER"
 
 
 @strawberry.interface(description="An expected failure, returned as a member of a result union.")
@@ -82,6 +88,37 @@ class NotFoundError(Error):
     pass
 
 
+@strawberry.type(description="The session was authenticated too long ago for this change: call "
+                              "sessionReauthenticate, then retry.")
+class ReauthenticationRequiredError(Error):
+    max_age_minutes: int = strawberry.field(description="How recent the authentication must be (the policy's).")
+
+
+@strawberry.type(description="Removing this would leave no way to sign in.")
+class LastLoginMethodError(Error):
+    pass
+
+
+@strawberry.type(description="A required consent cannot be withdrawn.")
+class ConsentRequiredError(Error):
+    pass
+
+
+@strawberry.type(description="Optimistic concurrency: the object changed since it was read.")
+class ConflictError(Error):
+    current_version: int
+
+
+@strawberry.type(description="The policy is still assigned to applications.")
+class PolicyInUseError(Error):
+    pass
+
+
+@strawberry.type(description="The last active owner cannot be disabled or demoted.")
+class LastOwnerError(Error):
+    pass
+
+
 def _base(exc: domain.DomainError) -> dict[str, Any]:
     return {"code": ErrorCode(exc.code), "message": exc.message, "field": exc.field}
 
@@ -113,4 +150,12 @@ EXCEPTION_HANDLERS = [
     DomainErrorHandler(domain.RateLimited, RateLimitedError,
                        lambda e: RateLimitedError(**_base(e), retry_after_seconds=e.retry_after_seconds)),
     DomainErrorHandler(domain.NotFound, NotFoundError, lambda e: NotFoundError(**_base(e))),
+    DomainErrorHandler(domain.ReauthenticationRequired, ReauthenticationRequiredError,
+                       lambda e: ReauthenticationRequiredError(**_base(e), max_age_minutes=e.max_age_minutes)),
+    DomainErrorHandler(domain.LastLoginMethod, LastLoginMethodError, lambda e: LastLoginMethodError(**_base(e))),
+    DomainErrorHandler(domain.ConsentRequired, ConsentRequiredError, lambda e: ConsentRequiredError(**_base(e))),
+    DomainErrorHandler(domain.Conflict, ConflictError,
+                       lambda e: ConflictError(**_base(e), current_version=e.current_version)),
+    DomainErrorHandler(domain.PolicyInUse, PolicyInUseError, lambda e: PolicyInUseError(**_base(e))),
+    DomainErrorHandler(domain.LastOwner, LastOwnerError, lambda e: LastOwnerError(**_base(e))),
 ]

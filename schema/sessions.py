@@ -46,6 +46,21 @@ class SessionEnded:
     ended: bool = True
 
 
+@strawberry.input
+class SessionReauthenticateInput:
+    password: str
+
+
+@strawberry.type(description="The session is freshly authenticated. Its token changed: use the new one from now on.")
+class SessionReauthenticated:
+    token: str = strawberry.field(description="The session's new bearer token; the old one no longer works.")
+    session: SessionInfo
+
+
+SessionReauthenticateResult = Annotated[
+    SessionReauthenticated | InvalidCredentialsError | RateLimitedError | InvalidInputError,
+    strawberry.union("SessionReauthenticateResult"),
+]
 SessionCreateResult = Annotated[
     SessionCreated | InvalidCredentialsError | AccountNotActivatedError | RateLimitedError | InvalidInputError,
     strawberry.union("SessionCreateResult"),
@@ -71,6 +86,16 @@ class SessionMutations:
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreateResult:
         return session_created(await sessions.sign_in(info.context, sessions.CUSTOMER, input.identifier,
                                                       input.password, input.device_token))
+
+    @strawberry.mutation(description="Proves it is still you (the password), before changes that need a recent "
+                                     "authentication (reauthenticationMaxAgeMinutes). Rotates the session's token.",
+                         extensions=requires(IsAuthenticated()))
+    async def session_reauthenticate(self, info: Info,
+                                     input: SessionReauthenticateInput) -> SessionReauthenticateResult:
+        signed_in = await sessions.reauthenticate(info.context, input.password)
+        view = Session.from_doc(signed_in.session)
+        return SessionReauthenticated(token=signed_in.token,
+                                      session=SessionInfo(id=view.id, expires_at=view.expires_at))
 
     @strawberry.mutation(description="Signs out the current session.",
                          extensions=requires(IsAuthenticated()))

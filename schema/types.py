@@ -8,6 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
+from resolvers.self_service import Area, areas
 from schema.permissions import deny
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
 
@@ -41,6 +42,17 @@ class Session:
                    user_agent=doc.user_agent, current=doc.id == current_session_id)
 
 
+@strawberry.type(description="Which self-service areas the application's policy has on: draw only these tabs. "
+                              "An area that is off answers FeatureDisabledError.")
+class SelfService:
+    personal_information: bool
+    account_settings: bool
+    security_settings: bool
+    privacy_and_data: bool
+    account_deletion: bool = strawberry.field(description="Within account settings.")
+    data_export: bool = strawberry.field(description="Within privacy and data.")
+
+
 @strawberry.type(description="A customer account in the identity store.")
 class Customer:
     id: strawberry.ID
@@ -60,6 +72,21 @@ class Customer:
         docs = await info.context.loaders.sessions.load(str(self.id))
         current = principal.session_id if principal is not None else None
         return [Session.from_doc(doc, current) for doc in docs]
+
+    @strawberry.field(description="The self-service areas this application's policy has on.")
+    def self_service(self, info: Info) -> SelfService:
+        on = areas(info.context)
+        return SelfService(**{area.value: on[area] for area in Area})
+
+    # -- personal information --------------------------------------------------------------------
+
+    # -- account settings ------------------------------------------------------------------------
+
+    # -- security settings -----------------------------------------------------------------------
+
+    # -- privacy and data ------------------------------------------------------------------------
+
+    # -- administration --------------------------------------------------------------------------
 
     @classmethod
     def from_doc(cls, doc: CustomerDocument) -> Customer:

@@ -268,6 +268,7 @@ class SessionDocument(Document):
     expires_at: datetime
     idle_expires_at_ms: int
     idle_timeout_ms: int | None = None  # how far activity pushes idle_expires_at_ms (the policy's, else the setting)
+    authenticated_at_ms: int | None = None  # when the subject last proved who they are in it (sign-in, re-authentication)
     last_seen_at_ms: int
     ip_address: str | None = None
     user_agent: str | None = None

@@ -21,6 +21,11 @@ async def find_active_by_token_hash(token_hash: str, now: datetime, now_ms: int)
     )
 
 
+async def get(session_id: str) -> SessionDocument | None:
+    raw = await _col().find_one({"_id": session_id})
+    return SessionDocument.model_validate(raw) if raw else None
+
+
 async def refresh_profile(subject_id: str, profile: dict) -> None:
     """Copy a customer's changed profile into all of their sessions."""
     await _col().update_many({"subject_id": subject_id}, {"$set": {"profile": profile}})
@@ -32,6 +37,16 @@ async def touch(session_id: str, now_ms: int, idle_expires_at_ms: int, not_since
         {"_id": session_id, "last_seen_at_ms": {"$lt": not_since_ms}},
         {"$set": {"last_seen_at_ms": now_ms, "idle_expires_at_ms": idle_expires_at_ms}},
     )
+
+
+async def rotate(session_id: str, old_token_hash: str, new_token_hash: str, authenticated_at_ms: int) -> bool:
+    """Replace a session's token (the old one stops working in the same write) and record a fresh
+    authentication; False when the session is gone or its token already changed."""
+    result = await _col().update_one(
+        {"_id": session_id, "token_hash": old_token_hash},
+        {"$set": {"token_hash": new_token_hash, "authenticated_at_ms": authenticated_at_ms}},
+    )
+    return result.modified_count == 1
 
 
 async def list_active_for_subject(subject_id: str, now: datetime, now_ms: int) -> list[SessionDocument]:
