@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from resolvers.context import Clock, epoch_ms
+from resolvers.context import Clock, RenderPool, epoch_ms
 from resolvers.email_templates import render_for
 from resolvers.security import new_id
 from stores import outbox
@@ -53,18 +53,20 @@ class SmtpTarget:
 
 
 class OutboxMailer:
-    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None, spawn=None) -> None:
+    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None, spawn=None,
+                 render_pool: RenderPool) -> None:
         self._clock = clock
+        self._render_pool = render_pool
         self._sender = sender
         self._smtp = smtp
         self._spawn = spawn  # runs delivery after the caller moves on; None delivers inline
 
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
                    locale: str | None = None) -> None:
-        try:
-            rendered = await render_for(application, kind, variables, locale)
+        try:  # a failing override falls back to the shipped default inside render_for
+            rendered = await render_for(self._render_pool, application, kind, variables, locale)
         except Exception:
-            logger.exception("mail %s could not be rendered; not sent", kind)
+            logger.exception("mail %s could not be rendered, not even from the shipped default; not sent", kind)
             return
         now = self._clock.now()
         message = OutboxDocument(

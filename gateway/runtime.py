@@ -14,9 +14,11 @@ from gateway.config import Settings
 from gateway.embedded import EmbeddedDatabase
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
+from gateway.render_pool import ThreadRenderPool
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock
 from resolvers.passwords import PasswordHasher
+from resolvers.template_sandbox import RenderBudget
 from stores import config as config_store
 from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
@@ -66,8 +68,14 @@ class Runtime:
             parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency,
             queue_limit=settings.hash_queue_limit,
         )
+        self.render_pool = ThreadRenderPool(
+            budget=RenderBudget(timeout_ms=settings.template_render_timeout_ms,
+                                max_output_bytes=settings.template_max_output_bytes),
+            threads=settings.template_render_threads,
+        )
         smtp = SmtpTarget.parse(settings.smtp_url.get_secret_value()) if settings.smtp_url else None
-        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn)
+        self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn,
+                                   render_pool=self.render_pool)
         self.embedded: EmbeddedDatabase | None = None
         self.client: AsyncMongoClient | None = None
         self.default_application: ApplicationDocument | None = None
@@ -93,6 +101,7 @@ class Runtime:
             self._retry_task = None
         await self.drain()
         self.hasher.close()
+        self.render_pool.close()
         if self.client is not None:
             await disconnect(self._uri, self.settings.database_name)
             self.client = None
@@ -149,7 +158,7 @@ class Runtime:
                       request: RequestMeta) -> Context:
         application, policy = await self.application(client_id)
         return Context(
-            rules=self.rules, clock=self.clock, mailer=self.mailer, hasher=self.hasher,
+            rules=self.rules, clock=self.clock, mailer=self.mailer, render_pool=self.render_pool, hasher=self.hasher,
             application=application, policy=policy, request=request, defer=self.spawn,
             principal=principal, loaders=Loaders(self.clock),
         )

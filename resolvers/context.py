@@ -31,6 +31,16 @@ class Mailer(Protocol):
         """Store an email in the outbox; delivery follows after the caller moves on, with retries."""
 
 
+class RenderPool(Protocol):
+    async def render(self, source: str, part: str, variables: dict[str, Any]) -> str:
+        """Render one part (``subject``, ``html``, ``text``) of an untrusted template, off the event loop.
+
+        Within the gateway's budget (``GATEWAY_TEMPLATE_RENDER_TIMEOUT_MS``, ``…_MAX_OUTPUT_BYTES``):
+        past it raises ``TemplateTooSlow`` / ``TemplateTooLarge`` (``resolvers.template_sandbox``);
+        otherwise whatever the template raises.
+        """
+
+
 @dataclass(frozen=True)
 class Limit:
     attempts: int
@@ -80,6 +90,7 @@ class Context:
     rules: Rules
     clock: Clock
     mailer: Mailer
+    render_pool: RenderPool
     hasher: PasswordHasher
     application: ApplicationDocument
     policy: PolicyDocument
