@@ -30,7 +30,7 @@ def lower_thread_priority(niceness: int = RENDER_THREAD_NICENESS) -> None:
 class ThreadRenderPool:
     """Implements ``resolvers.context.RenderPool`` with ``threads`` worker threads and one budget."""
 
-    def __init__(self, *, budget: RenderBudget, threads: int = 2) -> None:
+    def __init__(self, *, budget: RenderBudget, threads: int = 1) -> None:
         self.budget = budget
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="template-render",
                                             initializer=lower_thread_priority)
