@@ -1,4 +1,4 @@
-"""Where admin-provided email templates render: a few low-priority worker threads, never the event loop.
+"""Where admin-provided email templates render: a small, fixed set of low-priority threads, never the event loop.
 
 Each render carries its own budget (``resolvers.template_sandbox``): it stops itself at its deadline
 and at its size limit, so a thread is never held longer than the time limit. The pool is small and
