@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
 
+    # Admin-provided email templates: each part renders off the event loop within this budget.
+    template_render_timeout_ms: int = Field(default=200, ge=10, le=10_000)
+    template_max_output_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
+    template_render_threads: int = Field(default=1, ge=1, le=4)
+
     # Proxies whose X-Forwarded-For is trusted (comma-separated IPs); empty: use the peer address.
     trusted_proxies: str = ""
 

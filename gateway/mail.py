@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from resolvers.context import Clock, epoch_ms
+from resolvers.context import Clock, RenderPool, epoch_ms
 from resolvers.email_templates import render_for
 from resolvers.mail_templates import RenderedMail
 from resolvers.security import new_id
@@ -75,8 +75,10 @@ class SmtpTarget:
 
 
 class OutboxMailer:
-    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None, secret_key: bytes, spawn=None) -> None:
+    def __init__(self, *, clock: Clock, sender: str, smtp: SmtpTarget | None, secret_key: bytes,
+                 render_pool: RenderPool, spawn=None) -> None:
         self._clock = clock
+        self._render_pool = render_pool
         self._sender = sender
         self._smtp = smtp
         self._cipher = body_cipher(secret_key)
@@ -98,7 +100,7 @@ class OutboxMailer:
         ``variables["expires_in_minutes"]``, when given, is how long the links inside stay valid: the
         mail is not delivered after that.
         """
-        rendered = await render_for(application, kind, variables, locale)
+        rendered = await render_for(self._render_pool, application, kind, variables, locale)
         now = self._clock.now()
         now_ms = epoch_ms(now)
         lifetime = variables.get("expires_in_minutes")

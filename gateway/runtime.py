@@ -15,11 +15,13 @@ from gateway.embedded import EmbeddedDatabase
 from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
+from gateway.render_pool import ThreadRenderPool
 from resolvers import notifications, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
+from resolvers.template_sandbox import RenderBudget
 from stores import config as config_store
 from stores import ratelimits
 from stores.database import connect, disconnect
@@ -78,9 +80,14 @@ class Runtime:
             parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency,
             queue_limit=settings.hash_queue_limit,
         )
+        self.render_pool = ThreadRenderPool(
+            budget=RenderBudget(timeout_ms=settings.template_render_timeout_ms,
+                                max_output_bytes=settings.template_max_output_bytes),
+            threads=settings.template_render_threads,
+        )
         smtp = SmtpTarget.parse(settings.smtp_url.get_secret_value()) if settings.smtp_url else None
         self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn,
-                                   secret_key=self.rules.secret_key)
+                                   secret_key=self.rules.secret_key, render_pool=self.render_pool)
         self.jobs = JobRunner(clock=self.clock, spawn=self.spawn, context_for=self.context_for_application,
                               handlers=JOB_HANDLERS)
         self.embedded: EmbeddedDatabase | None = None
@@ -109,6 +116,7 @@ class Runtime:
         self._background = []
         await self.drain()
         self.hasher.close()
+        self.render_pool.close()
         if self.client is not None:
             await disconnect(self._uri, self.settings.database_name)
             self.client = None
@@ -198,7 +206,7 @@ class Runtime:
                       request: RequestMeta) -> Context:
         application, policy = await self.application(client_id)
         return Context(
-            rules=self.rules, clock=self.clock, mailer=self.mailer, hasher=self.hasher,
+            rules=self.rules, clock=self.clock, mailer=self.mailer, render_pool=self.render_pool, hasher=self.hasher,
             application=application, policy=policy, request=request, defer=self.defer,
             jobs=RequestJobs(self.jobs, application.id, request), principal=principal, loaders=Loaders(self.clock),
         )

@@ -41,6 +41,16 @@ class Jobs(Protocol):
         """Run it after the response, here if possible; otherwise any instance's sweep will."""
 
 
+class RenderPool(Protocol):
+    async def render(self, source: str, part: str, variables: dict[str, Any]) -> str:
+        """Render one part (``subject``, ``html``, ``text``) of an untrusted template, off the event loop.
+
+        Within the gateway's budget (``GATEWAY_TEMPLATE_RENDER_TIMEOUT_MS``, ``…_MAX_OUTPUT_BYTES``):
+        past it raises ``TemplateTooSlow`` / ``TemplateTooLarge`` (``resolvers.template_sandbox``);
+        otherwise whatever the template raises.
+        """
+
+
 @dataclass(frozen=True)
 class Limit:
     attempts: int
@@ -95,6 +105,7 @@ class Context:
     rules: Rules
     clock: Clock
     mailer: Mailer
+    render_pool: RenderPool
     hasher: PasswordHasher
     application: ApplicationDocument
     policy: PolicyDocument

@@ -1,24 +1,28 @@
 """Per-application email templates and branding: the admin side.
 
-A template is checked when it is saved: each part must compile in the sandbox and
-render with the sample data of its kind. Sending therefore never meets a broken one.
+A template is checked when it is saved: each part must compile in the sandbox and render with the
+sample data of its kind, within the render budget. Should a saved override still fail when an email
+is sent (real data, or a template saved before the budget existed), the shipped default is sent instead.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import TemplateError
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SecurityError
 
 from resolvers import audit
-from resolvers.context import Context
+from resolvers.context import Context, RenderPool
 from resolvers.errors import NotFound, Problems
 from resolvers.identifiers import validate_email
-from resolvers.mail_templates import PARTS, RenderedMail, default_source, kinds, render, render_source
+from resolvers.mail_templates import PARTS, RenderedMail, default_source, kinds, render
+from resolvers.template_sandbox import TemplateBudgetExceeded
 from stores import config, templates
 from stores.documents import ApplicationDocument, EmailTemplateDocument
 
@@ -26,6 +30,9 @@ LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 MAX_SUBJECT = 998
 MAX_BODY = 100_000
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_URL = 2000
+
+logger = logging.getLogger("resolvers.email_templates")
 
 SAMPLE_CUSTOMER = {"email": "ada@example.com", "username": "ada", "given_name": "Ada", "family_name": "Lovelace"}
 SPARSE_CUSTOMER = {**SAMPLE_CUSTOMER, "given_name": None, "family_name": None}
@@ -95,7 +102,9 @@ def _samples(kind: str, application: ApplicationDocument) -> list[dict[str, Any]
     return [full, sparse]
 
 
-def validate_sources(kind: str, sources: dict[str, str], application: ApplicationDocument) -> None:
+async def validate_sources(pool: RenderPool, kind: str, sources: dict[str, str],
+                           application: ApplicationDocument) -> None:
+    """InvalidInput naming each part (``subject``/``html``/``text``) that fails; see docs/recovery.md for the codes."""
     problems = Problems()
     for part in PARTS:
         source = sources.get(part) or ""
@@ -108,7 +117,10 @@ def validate_sources(kind: str, sources: dict[str, str], application: Applicatio
             continue
         try:
             for sample in _samples(kind, application):  # filled in, and with every optional value missing
-                rendered = render_source(source, part, sample)
+                rendered = await pool.render(source, part, sample)
+        except TemplateBudgetExceeded as exc:
+            problems.add(part, exc.code, str(exc))
+            continue
         except TemplateSyntaxError as exc:
             problems.add(part, "TEMPLATE_SYNTAX", f"Line {exc.lineno}: {exc.message}")
             continue
@@ -133,7 +145,7 @@ async def update(ctx: Context, *, application_id: str, kind: str, locale: str | 
     _check_kind_locale(problems, kind, locale)
     problems.raise_if_any()
     application = await _application(application_id)
-    validate_sources(kind, {"subject": subject, "html": html, "text": text}, application)
+    await validate_sources(ctx.render_pool, kind, {"subject": subject, "html": html, "text": text}, application)
     await templates.upsert(EmailTemplateDocument(
         id=templates.template_id(application.id, kind, locale), application_id=application.id, kind=kind,
         locale=locale, subject=subject, html=html, text=text, created_at=ctx.now(), updated_at_ms=ctx.now_ms(),
@@ -156,12 +168,24 @@ async def reset(ctx: Context, *, application_id: str, kind: str, locale: str | N
     return TemplateView(application.id, kind, fallback.locale, fallback.subject, fallback.html, fallback.text, False)
 
 
-async def render_for(application: ApplicationDocument, kind: str, variables: dict[str, Any],
+async def render_for(pool: RenderPool, application: ApplicationDocument, kind: str, variables: dict[str, Any],
                      locale: str | None) -> RenderedMail:
-    """What a customer receives: the best override (application+locale, application), else the default."""
+    """What a customer receives: the best override (application+locale, application), else the default.
+
+    An override that fails to render (over the budget, an error with real data, anything) gives way to
+    the shipped default of its kind, with a warning naming the application, kind and locale; never
+    the variables, which hold live links.
+    """
+    variables = {**variables, "application": branding_variables(application)}
     override = await templates.best_match(application.id, kind, locale)
-    sources = {p: getattr(override, p) for p in PARTS} if override else None
-    return render(kind, {**variables, "application": branding_variables(application)}, sources)
+    if override is not None:
+        try:
+            return await render(pool, kind, variables, {p: getattr(override, p) for p in PARTS})
+        except Exception as exc:
+            logger.warning("email template override failed to render (%s); sent the default instead: "
+                           "application=%s kind=%s locale=%s", type(exc).__name__, application.id, kind,
+                           override.locale or "-")
+    return await render(pool, kind, variables)
 
 
 async def preview(ctx: Context, *, application_id: str, kind: str, locale: str | None) -> RenderedMail:
@@ -169,7 +193,20 @@ async def preview(ctx: Context, *, application_id: str, kind: str, locale: str |
     _check_kind_locale(problems, kind, locale)
     problems.raise_if_any()
     application = await _application(application_id)
-    return await render_for(application, kind, SAMPLE_VARIABLES[kind], locale)
+    return await render_for(ctx.render_pool, application, kind, SAMPLE_VARIABLES[kind], locale)
+
+
+def is_https_url(url: str) -> bool:
+    """An absolute ``https://`` URL with a host, at most 2000 characters, with nothing to break out of
+    an HTML attribute (no quotes, ``<``, ``>``, backslashes, spaces or control characters)."""
+    if not isinstance(url, str) or len(url) > MAX_URL or any(c in url for c in "\"'<>\\") \
+            or any(c.isspace() or not c.isprintable() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 async def update_branding(ctx: Context, *, application_id: str, changes: dict[str, Any]) -> ApplicationDocument:
@@ -189,7 +226,7 @@ async def update_branding(ctx: Context, *, application_id: str, changes: dict[st
             fields[f"branding.{key}"] = changes[key]
     if "logo_url" in changes:
         logo = changes["logo_url"]
-        if logo is not None and (not logo.startswith("https://") or len(logo) > 2000 or any(c in logo for c in "\"'<> ")):
+        if logo is not None and not is_https_url(logo):
             problems.add("logoUrl", "INVALID", "Use an https:// URL, or null to remove the logo.")
         fields["branding.logo_url"] = logo
     if "support_email" in changes:
@@ -199,8 +236,9 @@ async def update_branding(ctx: Context, *, application_id: str, changes: dict[st
         fields["branding.support_email"] = support
     if "password_reset_url" in changes:
         url = changes["password_reset_url"]
-        if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 2000):
-            problems.add("passwordResetUrl", "INVALID", "Use an http(s):// URL, or null for the hosted page.")
+        if url is not None and not is_https_url(url):
+            problems.add("passwordResetUrl", "INVALID",
+                         "Use an https:// URL (the link carries a reset token), or null for the hosted page.")
         fields["password_reset_url"] = url
     problems.raise_if_any()
     updated = await config.update_application(application.id, fields) if fields else application

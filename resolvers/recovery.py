@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from resolvers import audit, links, notifications, ratelimit
 from resolvers.context import Context, Limit
+from resolvers.email_templates import is_https_url
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
 from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.mail_views import customer_view
@@ -63,11 +64,18 @@ async def _send_reset(ctx: Context, email: str) -> None:
     ttl = reset_ttl_minutes(ctx.policy.password_reset.link_lifetime_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
                             credential_version=customer.credential_version,
-                            base_url=ctx.application.password_reset_url)
+                            base_url=_own_reset_page(ctx.application))
     await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("password_reset", customer.email, {
         "customer": customer_view(customer), "action_url": url, "expires_in_minutes": ttl,
     }, ctx.application, customer.locale)
+
+
+def _own_reset_page(application: ApplicationDocument) -> str | None:
+    """The application's own reset page, if it has a valid one; a value saved before pages had to be
+    https (the link carries a live token) is ignored, and the hosted page is used instead."""
+    url = application.password_reset_url
+    return url if url and is_https_url(url) else None
 
 
 async def check_reset_token(ctx: Context, token: str) -> None:

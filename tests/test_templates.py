@@ -164,6 +164,42 @@ async def test_preview_renders_sample_data_with_branding(gql, runtime):
     assert "ada" in rendered["text"] and "#2563eb" in rendered["html"]
 
 
+RESET_PAGE = """
+mutation Page($input: ApplicationBrandingUpdateInput!) {
+  applicationBrandingUpdate(input: $input) {
+    __typename
+    ... on Application { passwordResetUrl }
+    ... on InvalidInputError { fields { field code message } }
+  }
+}
+"""
+
+
+async def test_the_applications_own_reset_page_must_be_https(gql, runtime):
+    # given an application and an admin
+    application_id, _ = await new_application(runtime)
+    admin = await admin_token(runtime, gql)
+
+    # when the reset page is set to anything but an absolute https URL
+    for url in ("http://shop.example/reset", "HTTP://shop.example/reset", "javascript:alert(1)", "/reset",
+                "https:///reset", "https://shop.example/reset page", 'https://shop.example/"><script>'):
+        refused = assert_no_errors(await gql(RESET_PAGE, {"input": {"applicationId": application_id,
+                                                                    "passwordResetUrl": url}}, token=admin))
+
+        # then it is refused with a field error that says https
+        assert refused["applicationBrandingUpdate"]["__typename"] == "InvalidInputError", url
+        fields = refused["applicationBrandingUpdate"]["fields"]
+        assert [(f["field"], f["code"]) for f in fields] == [("passwordResetUrl", "INVALID")], url
+        assert "https://" in fields[0]["message"]
+
+    # and an https URL is kept
+    kept = assert_no_errors(await gql(RESET_PAGE, {"input": {"applicationId": application_id,
+                                                             "passwordResetUrl": "https://shop.example/reset?x=1"}},
+                                      token=admin))
+    assert kept["applicationBrandingUpdate"] == {"__typename": "Application",
+                                                 "passwordResetUrl": "https://shop.example/reset?x=1"}
+
+
 async def test_template_admin_needs_the_templates_permissions(gql, mailbox, runtime):
     application_id, _ = await new_application(runtime)
     customer = await active_customer(gql, mailbox, unique_email("nosy"))
