@@ -169,6 +169,16 @@ class Branding(BaseModel):
     support_email: str | None = None
 
 
+class ConsentItem(BaseModel):
+    """One thing an application asks its customers to agree to. Bumping ``version`` asks for re-acceptance."""
+
+    key: str
+    title: str
+    description: str = ""
+    version: int = 1
+    required: bool = False
+
+
 class ApplicationDocument(Document):
     id: str = Field(alias="_id")
     client_id: str
@@ -178,11 +188,36 @@ class ApplicationDocument(Document):
     is_default: bool = False
     branding: Branding = Field(default_factory=Branding)
     password_reset_url: str | None = None  # the application's own reset page, if it has one
+    # Every link back to the customer's site (the own reset page included) must start with one of these.
+    redirect_urls: list[str] = Field(default_factory=list)
+    consent_policy: list[ConsentItem] = Field(default_factory=list)
+    version: int = 1
     created_at: datetime
+    updated_at_ms: int | None = None
 
     class Settings:
         name = "applications"
         indexes = [IndexModel([("client_id", pymongo.ASCENDING)], unique=True, name="client_id_unique")]
+
+
+class Address(BaseModel):
+    """OIDC's ``address`` claim, structured; ``country`` is ISO 3166-1 alpha-2."""
+
+    street_address: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class LinkedIdentity(BaseModel):
+    """A social login linked to the account: the provider's subject identifier, and the email it gave."""
+
+    id: str
+    provider: str
+    subject: str
+    email: str | None = None
+    linked_at_ms: int
 
 
 class CustomerDocument(Document):
@@ -192,9 +227,16 @@ class CustomerDocument(Document):
     email_norm: str
     username: str
     username_norm: str
+    # Standard attributes (OIDC standard claims); birthdate is an ISO 8601 date, "YYYY-MM-DD".
     given_name: str | None = None
+    middle_name: str | None = None
     family_name: str | None = None
-    password_hash: str
+    phone_number: str | None = None  # E.164
+    address: Address | None = None
+    birthdate: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)  # custom attributes, by definition key
+    linked_identities: list[LinkedIdentity] = Field(default_factory=list)
+    password_hash: str | None = None  # None: no password (a passwordless account)
     # True when password_hash was computed from the NFKC form of the password (every hash made since
     # passwords are normalised); an older hash is verified once against the raw form, then replaced.
     password_nfkc: bool = False
@@ -250,6 +292,12 @@ class CustomerProfile(BaseModel):
     email_verified: bool = False
     status: CustomerStatus
     created_at: datetime
+    middle_name: str | None = None
+    phone_number: str | None = None
+    address: Address | None = None
+    birthdate: str | None = None
+    locale: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class SessionDocument(Document):
@@ -420,6 +468,78 @@ class JobDocument(Document):
         indexes = [IndexModel([("run_after_ms", 1)], name="due")]
 
 
+class AttributeType(StrEnum):
+    STRING = "STRING"
+    NUMBER = "NUMBER"
+    BOOLEAN = "BOOLEAN"
+    DATE = "DATE"  # ISO 8601 "YYYY-MM-DD"
+    ENUM = "ENUM"
+
+
+class AttributeDefinitionDocument(Document):
+    """A custom attribute of an identity store's customers, defined by admins (no deploy needed).
+
+    A definition whose key customers hold values for is archived rather than deleted, so no customer
+    data is silently dropped.
+    """
+
+    id: str = Field(alias="_id")
+    store_id: str
+    key: str
+    label: str
+    type: AttributeType
+    required: bool = False
+    max_length: int | None = None
+    pattern: str | None = None  # matched in full, with a time limit
+    enum_values: list[str] = Field(default_factory=list)
+    self_service_visible: bool = True
+    self_service_editable: bool = True
+    archived: bool = False
+    version: int = 1
+    created_at: datetime
+    updated_at_ms: int | None = None
+
+    class Settings:
+        name = "attribute_definitions"
+        indexes = [IndexModel([("store_id", 1), ("key", 1)], unique=True, name="store_key_unique")]
+
+
+class MfaFactorDocument(Document):
+    """One second factor of a customer. Secrets are encrypted at rest; recovery codes are stored hashed."""
+
+    id: str = Field(alias="_id")
+    customer_id: str
+    type: FactorType
+    confirmed: bool = False  # a TOTP factor counts once a first code proved the customer holds the secret
+    secret: str | None = None  # TOTP: the shared secret, encrypted
+    last_totp_step: int | None = None  # TOTP: the last accepted time step (a code is accepted once)
+    recovery_code_hashes: list[str] = Field(default_factory=list)  # RECOVERY_CODE: the unused codes
+    created_at: datetime
+    last_used_at_ms: int | None = None
+
+    class Settings:
+        name = "mfa_factors"
+        indexes = [IndexModel([("customer_id", 1)], name="customer")]
+
+
+class ConsentEventDocument(Document):
+    """One grant or withdrawal of one consent item, as it happened. Never edited."""
+
+    id: str = Field(alias="_id")
+    customer_id: str
+    application_id: str
+    key: str
+    version: int
+    granted: bool
+    at: datetime
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+    class Settings:
+        name = "consent_events"
+        indexes = [IndexModel([("customer_id", 1), ("application_id", 1)], name="customer_application")]
+
+
 ALL_DOCUMENTS = [
     IdentityStoreDocument,
     PolicyDocument,
@@ -433,4 +553,7 @@ ALL_DOCUMENTS = [
     EmailTemplateDocument,
     OutboxDocument,
     JobDocument,
+    AttributeDefinitionDocument,
+    MfaFactorDocument,
+    ConsentEventDocument,
 ]
