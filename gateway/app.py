@@ -134,8 +134,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings.check()
     runtime = Runtime(settings, clock)
     schema = build_schema(production=settings.is_production, max_depth=settings.graphql_max_depth,
-                          max_aliases=settings.graphql_max_aliases, max_tokens=settings.graphql_max_tokens,
-                          extra_extensions=[observability.OperationMetrics])
+                          max_aliases=settings.graphql_max_aliases, max_directives=settings.graphql_max_directives,
+                          max_tokens=settings.graphql_max_tokens, extra_extensions=[observability.OperationMetrics])
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted

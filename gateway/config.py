@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
+    graphql_max_directives: int = Field(default=50, ge=0)
 
-    # Proxies whose X-Forwarded-For is trusted (comma-separated IPs); empty: use the peer address.
+    # Proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDR ranges); empty: use the peer address.
     trusted_proxies: str = ""
 
     @field_validator("public_url")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from schema.root import build_schema
 from tests.conftest import running_gateway
-from tests.security.support import messages, production_settings, refused_before_execution
+from tests.security.support import log_text, messages, production_settings, refused_before_execution
 
 INTROSPECTION = "{ __schema { queryType { name } types { name } } }"
 TYPE_LOOKUP = '{ __type(name: "Customer") { fields { name } } }'
@@ -39,6 +42,48 @@ async def test_no_field_suggestions(production):
     errors = refused_before_execution(await production.post("/graphql", json={"query": MISSPELLED}))
     assert "Cannot query field 'mee'" in messages(errors)
     assert "Did you mean" not in messages(errors)
+
+
+# Each kind of name a misspelling can be matched against: (document, variables).
+MISSPELLINGS = {
+    "field": ("{ mee { id } }", None),
+    "argument": ('{ customer(idd: "1") { id } }', None),
+    "directive argument": ("{ __typename @skip(iff: true) }", None),
+    "variable type": ("query Q($x: Strin) { __typename }", None),
+    "fragment on unknown type": ("{ ...F } fragment F on Quer { __typename }", None),
+    "inline fragment on unknown type": ("{ ... on Quer { __typename } }", None),
+    "input field (literal)": ('mutation { sessionCreate(input: {identifer: "a", password: "b"}) { __typename } }',
+                              None),
+    "input field (variable)": ("mutation M($i: SessionCreateInput!) { sessionCreate(input: $i) { __typename } }",
+                               {"i": {"identifier": "a", "identifer": "a", "password": "b"}}),
+    "enum value": ("query Q($s: CustomerStatus = ACTIV) { __typename }", None),
+    "directive": ("{ __typename @skp(if: true) }", None),
+}
+
+
+@pytest.mark.parametrize("kind", MISSPELLINGS)
+async def test_no_suggestion_of_any_kind(production, http, kind, caplog):
+    # given a misspelling that development answers with a suggestion (the directive kind has none there either)
+    document, variables = MISSPELLINGS[kind]
+    development = (await http.post("/graphql", json={"query": document, "variables": variables})).json()["errors"]
+    assert ("Did you mean" in messages(development)) is (kind != "directive"), messages(development)
+    caplog.set_level(logging.WARNING, logger="gateway.errors")
+
+    # when production gets it
+    response = await production.post("/graphql", json={"query": document, "variables": variables})
+
+    # then it is refused without naming anything the client did not write
+    errors = refused_before_execution(response)
+    assert "Did you mean" not in response.text and "Did you mean" not in messages(errors)
+
+    # and graphql-core left the suggestion out itself: the backstop that strips one had nothing to do
+    assert "suggestion reached the error policy" not in log_text(caplog.records)
+
+
+def test_execution_gets_hide_suggestions_from_strawberrys_hook():
+    # Strawberry passes `_get_custom_context_kwargs(...)` to graphql-core's execute (a private hook)
+    assert build_schema(production=True)._get_custom_context_kwargs(None)["hide_suggestions"] is True
+    assert build_schema(production=False)._get_custom_context_kwargs(None)["hide_suggestions"] is False
 
 
 async def test_development_keeps_them(http):
