@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 from pathlib import Path
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from gateway import observability
+from gateway.client_ip import TrustedProxies, client_ip
 from gateway.config import Settings
 from gateway.http_guard import HttpGuard
 from gateway.runtime import Runtime, UnknownApplication
@@ -36,17 +36,6 @@ STATIC = Path(__file__).parent / "static"
 READY_TIMEOUT_SECONDS = 1.0
 PAGES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
                              autoescape=select_autoescape(default=True))
-
-
-def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str | None:
-    peer = request.client.host if request.client else None
-    if peer in trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if hop not in trusted_proxies:
-                with contextlib.suppress(ValueError):
-                    return str(ipaddress.ip_address(hop))
-    return peer
 
 
 def preferred_locale(header: str | None) -> str | None:
@@ -70,7 +59,7 @@ class GatewayGraphQL(GraphQL):
     def __init__(self, runtime: Runtime, **kwargs) -> None:
         super().__init__(**kwargs)
         self.runtime = runtime
-        self.trusted = frozenset(p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip())
+        self.trusted = TrustedProxies.parse(runtime.settings.trusted_proxies)
 
     async def get_context(self, request: Request, response: Response) -> Context:
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
@@ -99,14 +88,14 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
 
 
-def request_meta(request: Request, trusted: frozenset[str]) -> RequestMeta:
+def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
     return RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
                        request_id=observability.current_request_id()
                        or observability.accepted_request_id(request.headers.get("x-request-id")),
                        locale=preferred_locale(request.headers.get("accept-language")))
 
 
-async def request_context(runtime: Runtime, request: Request, trusted: frozenset[str],
+async def request_context(runtime: Runtime, request: Request, trusted: TrustedProxies,
                           token: str | None = None) -> Context:
     principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
     try:
