@@ -17,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET
 
 from gateway import observability
 from gateway.client_ip import TrustedProxies, client_ip
 from gateway.config import Settings
-from gateway.http_guard import HttpGuard
+from gateway.http_guard import HttpGuard, graphql_refusal
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
 from resolvers import links, recovery, registration
@@ -65,10 +66,25 @@ class GatewayGraphQL(GraphQL):
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
 
     def decode_json(self, data: str | bytes) -> object:
+        """The parsed body; JSONDecodeError (which the view answers 400) for anything json.loads refuses.
+
+        Besides bad syntax that is: bytes that are not UTF-8 (lone surrogates included), nesting deeper
+        than the interpreter's recursion limit (RecursionError), integers longer than Python's
+        4300-digit conversion limit (ValueError).
+        """
         try:
             return json.loads(data)
-        except UnicodeDecodeError as exc:  # not UTF-8: the view answers 400 for a JSONDecodeError
-            raise json.JSONDecodeError("the body is not UTF-8", "", 0) from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise json.JSONDecodeError(type(exc).__name__, "", 0) from None
+
+    async def run(self, request, context=UNSET, root_value=UNSET):
+        """Strawberry's HTTP refusals (unparsable JSON, unknown application, ...) in GraphQL's error shape."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            if request.scope["type"] != "http":
+                raise
+            return Response(graphql_refusal(exc.reason), status_code=exc.status_code, media_type="application/json")
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
@@ -204,7 +220,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         exception_handlers={PyMongoError: database_error},
     )
     app.state.runtime = runtime
-    app.add_middleware(HttpGuard)  # inside SecurityHeaders, so its refusals get the headers too
+    app.add_middleware(HttpGuard, max_body_bytes=settings.max_body_bytes)  # inside SecurityHeaders: refusals get them
     app.add_middleware(SecurityHeaders, production=settings.is_production)
     app.add_middleware(observability.RequestIdMiddleware)  # outermost: every log line of the request has its id
     return app

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=120_000)
     # When set, GET /metrics requires `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
+    # Largest request body accepted, in bytes (any path); larger ones are refused with 413.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Sessions
     session_absolute_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
