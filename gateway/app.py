@@ -214,7 +214,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics_endpoint(
-                settings.metrics_token.get_secret_value() if settings.metrics_token else None), methods=["GET"]),
+                settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+                production=settings.is_production), methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={PyMongoError: database_error},

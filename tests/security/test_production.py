@@ -1,11 +1,13 @@
-"""Production mode hides the schema: no introspection, no GraphiQL, no "Did you mean" hints."""
+"""Production mode hides the schema: no introspection, no GraphiQL, no "Did you mean" hints, no open /metrics."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
+from pydantic import SecretStr
 
+from gateway.app import create_app
 from schema.root import build_schema
 from tests.conftest import running_gateway
 from tests.security.support import log_text, messages, production_settings, refused_before_execution
@@ -84,6 +86,36 @@ def test_execution_gets_hide_suggestions_from_strawberrys_hook():
     # Strawberry passes `_get_custom_context_kwargs(...)` to graphql-core's execute (a private hook)
     assert build_schema(production=True)._get_custom_context_kwargs(None)["hide_suggestions"] is True
     assert build_schema(production=False)._get_custom_context_kwargs(None)["hide_suggestions"] is False
+
+
+async def test_metrics_are_off_without_a_token(production):
+    # when a scraper without credentials asks (production, no GATEWAY_METRICS_TOKEN)
+    response = await production.get("/metrics")
+
+    # then there is nothing there
+    assert response.status_code == 404
+    assert "gateway_" not in response.text
+
+
+def test_start_up_says_how_to_turn_metrics_on(settings, caplog):
+    # when a production gateway without GATEWAY_METRICS_TOKEN is built
+    with caplog.at_level(logging.WARNING):
+        create_app(production_settings(settings))
+
+    # then the log says /metrics is off and how to enable it
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("/metrics" in w and "GATEWAY_METRICS_TOKEN" in w for w in warnings), warnings
+
+
+async def test_metrics_need_their_token_in_production(settings, clock):
+    # given a production gateway with a metrics token
+    guarded = production_settings(settings, metrics_token=SecretStr("scrape-secret-456"))
+    async with running_gateway(guarded, clock) as (_, http):
+        # then scrapes without it, or with another, are refused, and with it they work
+        assert (await http.get("/metrics")).status_code == 401
+        assert (await http.get("/metrics", headers={"authorization": "Bearer nope"})).status_code == 401
+        scraped = await http.get("/metrics", headers={"authorization": "Bearer scrape-secret-456"})
+        assert scraped.status_code == 200 and "gateway_http_responses_total" in scraped.text
 
 
 async def test_development_keeps_them(http):
