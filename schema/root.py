@@ -11,7 +11,7 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from pymongo.errors import ConnectionFailure, PyMongoError
-from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache
+from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter
 
 from resolvers.errors import Denied
 from schema.account import AccountMutations
@@ -20,7 +20,7 @@ from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
-from schema.validation import DocumentLimits, DocumentValidation, DocumentValidator
+from schema.validation import BoundedParserCache, DocumentLimits, DocumentValidation, DocumentValidator
 
 logger = logging.getLogger("gateway.errors")
 
@@ -135,12 +135,12 @@ def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: 
     (validation, variable coercion, and ErrorPolicy as the backstop).
     """
     # Factories, not instances: Strawberry builds fresh extensions per request. The validator (and its
-    # cache) is built once here; the parser cache is module-level.
+    # cache) is built once here; the parser cache is module-level (Strawberry's).
     validator = DocumentValidator(DocumentLimits(max_depth=max_depth, max_aliases=max_aliases,
                                                  max_directives=max_directives), hide_suggestions=production)
     extensions = [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(ParserCache, maxsize=512),
+        BoundedParserCache,
         partial(DocumentValidation, validator),
         partial(ErrorPolicy, hide_suggestions=production),
     ]

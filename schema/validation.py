@@ -41,7 +41,7 @@ from graphql import (
     validate,
 )
 from graphql.validation import OverlappingFieldsCanBeMergedRule
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
@@ -52,6 +52,9 @@ OVERLAP_BUDGET = 10_000
 # The rules Strawberry's own validate_document adds to the list (a test checks this stays true).
 STRAWBERRY_RULES: tuple[type[ValidationRule], ...] = (MaybeNullValidationRule, OneOfInputValidationRule)
 CACHE_SIZE = 512
+# Longer documents are parsed and validated every time: with 1 MiB bodies, 512 cached documents
+# (their text, tokens and AST) could hold gigabytes. Client documents are rarely over a few KiB.
+CACHEABLE_CHARACTERS = 20_000
 
 ABORTED = "Validation aborted."
 ABORTED_CLEARLY = ("Validation aborted: the document is too complex to check "
@@ -214,7 +217,8 @@ class DocumentValidator:
     """Validates documents: the limits (cheap, linear), then graphql-core's rules, results cached.
 
     Build one per schema: the cache (``CACHE_SIZE`` documents, keyed by the parsed document, which
-    Strawberry's ParserCache keeps identical for an identical query) lives in it.
+    ``BoundedParserCache`` keeps identical for an identical query) lives in it. Documents longer than
+    ``CACHEABLE_CHARACTERS`` are not cached.
     ``hide_suggestions`` drops "Did you mean ...?" from validation messages (production).
     Returns the errors, at most ``MAX_VALIDATION_ERRORS`` plus one saying the limit was reached.
     """
@@ -226,6 +230,8 @@ class DocumentValidator:
 
     def __call__(self, schema: GraphQLSchema, document: DocumentNode,
                  rules: Collection[type[ValidationRule]]) -> list[GraphQLError]:
+        if document.loc is None or document.loc.end > CACHEABLE_CHARACTERS:
+            return self._validate(schema, document, tuple(rules))
         return self._cached(schema, document, tuple(rules))
 
     def _validate(self, schema: GraphQLSchema, document: DocumentNode,
@@ -236,6 +242,19 @@ class DocumentValidator:
         errors = validate(schema, document, _with_budget(rules), max_errors=MAX_VALIDATION_ERRORS,
                           hide_suggestions=self.hide_suggestions)
         return [_clarified(error) for error in errors]
+
+
+class BoundedParserCache(ParserCache):
+    """Strawberry's parser cache (``CACHE_SIZE`` documents) for queries up to ``CACHEABLE_CHARACTERS``."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=CACHE_SIZE)
+
+    def on_parse(self) -> Iterator[None]:
+        if len(self.execution_context.query or "") <= CACHEABLE_CHARACTERS:
+            yield from super().on_parse()
+        else:
+            yield  # Strawberry parses it, with the same options
 
 
 class DocumentValidation(SchemaExtension):

@@ -202,3 +202,22 @@ async def test_a_repeated_document_is_validated_once(gql):
 
     # then graphql-core's rules ran once: the result is cached per parsed document
     assert validate.call_count == 1
+
+
+async def test_a_long_document_is_not_kept_in_the_caches(gql):
+    import schema.validation
+    from strawberry.extensions.parser_cache import _get_parse_cache
+
+    # given a valid document of about 100 KB (a comment), as a body under 1 MiB may carry
+    document = f"query Long{uuid.uuid4().hex[:8]} {{ __typename }}\n# " + "x" * 100_000
+    parses = _get_parse_cache(512).cache_info()
+
+    # when it is sent twice
+    with mock.patch.object(schema.validation, "validate", wraps=schema.validation.validate) as validate:
+        for _ in range(2):
+            assert assert_no_errors(await gql(document)) == {"__typename": "Query"}
+
+    # then neither the parser's nor the validator's cache took it: it was parsed and validated each time
+    after = _get_parse_cache(512).cache_info()
+    assert (after.hits, after.misses) == (parses.hits, parses.misses)
+    assert validate.call_count == 2
