@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 
@@ -15,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET
 
 from gateway import observability, pages
+from gateway.client_ip import TrustedProxies, client_ip
 from gateway.config import Settings
-from gateway.http_guard import HttpGuard
+from gateway.http_guard import HttpGuard, graphql_refusal
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
 from resolvers.context import Clock, Context, RequestMeta
@@ -28,17 +29,6 @@ from schema.root import UNAVAILABLE_MESSAGE, build_schema, database_unavailable
 logger = logging.getLogger("gateway")
 
 READY_TIMEOUT_SECONDS = 1.0
-
-
-def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str | None:
-    peer = request.client.host if request.client else None
-    if peer in trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if hop not in trusted_proxies:
-                with contextlib.suppress(ValueError):
-                    return str(ipaddress.ip_address(hop))
-    return peer
 
 
 def preferred_locale(header: str | None) -> str | None:
@@ -62,16 +52,31 @@ class GatewayGraphQL(GraphQL):
     def __init__(self, runtime: Runtime, **kwargs) -> None:
         super().__init__(**kwargs)
         self.runtime = runtime
-        self.trusted = frozenset(p.strip() for p in runtime.settings.trusted_proxies.split(",") if p.strip())
+        self.trusted = TrustedProxies.parse(runtime.settings.trusted_proxies)
 
     async def get_context(self, request: Request, response: Response) -> Context:
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
 
     def decode_json(self, data: str | bytes) -> object:
+        """The parsed body; JSONDecodeError (which the view answers 400) for anything json.loads refuses.
+
+        Besides bad syntax that is: bytes that are not UTF-8 (lone surrogates included), nesting deeper
+        than the interpreter's recursion limit (RecursionError), integers longer than Python's
+        4300-digit conversion limit (ValueError).
+        """
         try:
             return json.loads(data)
-        except UnicodeDecodeError as exc:  # not UTF-8: the view answers 400 for a JSONDecodeError
-            raise json.JSONDecodeError("the body is not UTF-8", "", 0) from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise json.JSONDecodeError(type(exc).__name__, "", 0) from None
+
+    async def run(self, request, context=UNSET, root_value=UNSET):
+        """Strawberry's HTTP refusals (unparsable JSON, unknown application, ...) in GraphQL's error shape."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            if request.scope["type"] != "http":
+                raise
+            return Response(graphql_refusal(exc.reason), status_code=exc.status_code, media_type="application/json")
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
@@ -91,14 +96,14 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
 
 
-def request_meta(request: Request, trusted: frozenset[str]) -> RequestMeta:
+def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
     return RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
                        request_id=observability.current_request_id()
                        or observability.accepted_request_id(request.headers.get("x-request-id")),
                        locale=preferred_locale(request.headers.get("accept-language")))
 
 
-async def request_context(runtime: Runtime, request: Request, trusted: frozenset[str],
+async def request_context(runtime: Runtime, request: Request, trusted: TrustedProxies,
                           token: str | None = None) -> Context:
     principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
     try:
@@ -113,8 +118,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings.check()
     runtime = Runtime(settings, clock)
     schema = build_schema(production=settings.is_production, max_depth=settings.graphql_max_depth,
-                          max_aliases=settings.graphql_max_aliases, max_tokens=settings.graphql_max_tokens,
-                          extra_extensions=[observability.OperationMetrics])
+                          max_aliases=settings.graphql_max_aliases, max_directives=settings.graphql_max_directives,
+                          max_tokens=settings.graphql_max_tokens, extra_extensions=[observability.OperationMetrics])
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted
@@ -145,13 +150,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics_endpoint(
-                settings.metrics_token.get_secret_value() if settings.metrics_token else None), methods=["GET"]),
+                settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+                production=settings.is_production), methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={PyMongoError: database_error},
     )
     app.state.runtime = runtime
-    app.add_middleware(HttpGuard)  # inside SecurityHeaders, so its refusals get the headers too
+    app.add_middleware(HttpGuard, max_body_bytes=settings.max_body_bytes)  # inside SecurityHeaders: refusals get them
     app.add_middleware(SecurityHeaders, production=settings.is_production)
     app.add_middleware(observability.RequestIdMiddleware)  # outermost: every log line of the request has its id
     return app

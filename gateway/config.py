@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import Enum
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.client_ip import TrustedProxies
 
 DEFAULT_SECRET = "insecure-development-secret-change-me"
 
@@ -37,8 +41,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None
     # Server selection and connect timeout; socket reads time out at twice this.
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=120_000)
-    # When set, GET /metrics requires `Authorization: Bearer <token>`.
+    # When set, GET /metrics requires `Authorization: Bearer <token>`; unset in production: /metrics is off (404).
     metrics_token: SecretStr | None = None
+    # Largest request body accepted, in bytes (any path); larger ones are refused with 413.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # Sessions
     session_absolute_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -86,13 +92,14 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
+    graphql_max_directives: int = Field(default=50, ge=0)
 
     # Admin-provided email templates: each part renders off the event loop within this budget.
     template_render_timeout_ms: int = Field(default=200, ge=10, le=10_000)
     template_max_output_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
     template_render_threads: int = Field(default=1, ge=1, le=4)
 
-    # Proxies whose X-Forwarded-For is trusted (comma-separated IPs); empty: use the peer address.
+    # Proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDR ranges); empty: use the peer address.
     trusted_proxies: str = ""
 
     @field_validator("public_url")
@@ -109,13 +116,55 @@ class Settings(BaseSettings):
         return self.log_format or ("json" if self.is_production else "text")
 
     def check(self) -> None:
-        """Refuse unsafe production settings."""
-        if not self.is_production:
-            return
+        """Refuse settings that are unsafe anywhere, and more of them in production.
+
+        Raises ConfigurationError listing every problem found.
+        """
+        problems = self._problems()
+        if self.is_production:
+            problems += self._production_problems()
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        problems = []
+        touch = self.session_touch_interval_seconds
+        for kind, idle in (("SESSION", self.session_idle_ttl_seconds),
+                           ("ADMIN_SESSION", self.admin_session_idle_ttl_seconds)):
+            # Activity is recorded at most once per touch interval, so a session used more often than its
+            # idle timeout could still idle out unless the interval is at most half of that timeout.
+            if touch * 2 > idle:
+                problems.append(f"GATEWAY_SESSION_TOUCH_INTERVAL_SECONDS ({touch}) must be at most half of "
+                                f"GATEWAY_{kind}_IDLE_TTL_SECONDS ({idle}), or sessions in use would idle out")
+        try:
+            TrustedProxies.parse(self.trusted_proxies)
+        except ValueError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def _production_problems(self) -> list[str]:
         problems = []
         if self.smtp_url is None:
             problems.append("GATEWAY_SMTP_URL must be set in production")
         if self.secret_key.get_secret_value() == DEFAULT_SECRET or len(self.secret_key.get_secret_value()) < 32:
             problems.append("GATEWAY_SECRET_KEY must be set to a random value of at least 32 characters in production")
-        if problems:
-            raise ConfigurationError("; ".join(problems))
+        if not public_url_is_public(self.public_url):
+            problems.append(f"GATEWAY_PUBLIC_URL ({self.public_url}) must be an https:// URL that customers can reach "
+                            "(not localhost or a loopback address) in production: emailed links carry tokens")
+        return problems
+
+
+def public_url_is_public(url: str) -> bool:
+    """True for an https URL whose host is not localhost, a loopback or an unspecified address."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme.lower() != "https" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always the loopback interface
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    mapped = getattr(address, "ipv4_mapped", None) or address
+    return not (mapped.is_loopback or mapped.is_unspecified)

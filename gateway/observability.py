@@ -286,8 +286,22 @@ async def refresh_mail_queue(timeout: float = 1.0) -> None:
         logging.getLogger("gateway.metrics").warning("mail queue depth not refreshed: database unavailable")
 
 
-def metrics_endpoint(token: str | None = None, timeout: float = 1.0):
-    """The /metrics handler; with a token, scrapers must send ``Authorization: Bearer <token>``."""
+def metrics_endpoint(token: str | None = None, timeout: float = 1.0, *, production: bool = False):
+    """The /metrics handler; with a token, scrapers must send ``Authorization: Bearer <token>`` (else 401).
+
+    Without a token it is open in development, and off in production (404, and a warning now, at
+    start-up, saying how to turn it on): the metrics describe traffic and sign-in outcomes, which an
+    unauthenticated caller on a public gateway should not see.
+    """
+    if token is None and production:
+        logging.getLogger("gateway.metrics").warning(
+            "GET /metrics is disabled in production without a token: set GATEWAY_METRICS_TOKEN and scrape "
+            "with 'Authorization: Bearer <token>' to enable it")
+
+        async def disabled(request: Request) -> Response:
+            return PlainTextResponse("Not Found", status_code=404)
+
+        return disabled
 
     async def metrics(request: Request) -> Response:
         if token is not None:

@@ -11,17 +11,7 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from pymongo.errors import ConnectionFailure, PyMongoError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
-from strawberry.schema.config import StrawberryConfig
+from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter
 
 from resolvers.errors import Denied
 from schema.account import AccountMutations
@@ -30,6 +20,7 @@ from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
+from schema.validation import BoundedParserCache, DocumentLimits, DocumentValidation, DocumentValidator
 
 logger = logging.getLogger("gateway.errors")
 
@@ -52,10 +43,29 @@ class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutat
     pass
 
 
+SUGGESTION = "Did you mean"
+
+
 class ErrorPolicy(MaskErrors):
-    """Validation errors and denials pass; everything else is masked and logged with an id."""
+    """Validation errors and denials pass; everything else is masked and logged with an id.
+
+    With ``hide_suggestions`` (production) no message keeps a "Did you mean ...?" hint, which would
+    name schema members the client did not know. graphql-core leaves them out already (validation and
+    execution get ``hide_suggestions``); this is the backstop for any path that still adds one, and it
+    logs a warning when it had to act.
+    """
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = self._policy(errors)
+        if self.hide_suggestions:
+            processed = [without_suggestion(error) for error in processed]
+        return processed
+
+    def _policy(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = []
         for error in errors:
             original = error.original_error
@@ -77,16 +87,37 @@ class ErrorPolicy(MaskErrors):
         return processed
 
 
+def without_suggestion(error: GraphQLError) -> GraphQLError:
+    if SUGGESTION not in error.message:
+        return error
+    logger.warning("a suggestion reached the error policy and was removed: %.100s", error.message.split(SUGGESTION)[0])
+    return GraphQLError(error.message.split(SUGGESTION)[0].rstrip(), nodes=error.nodes, path=error.path,
+                        original_error=error.original_error, extensions=error.extensions)
+
+
 SUBMITTED_VALUE = re.compile(r"got invalid value .*? at", re.DOTALL)
 
 
 class GatewaySchema(strawberry.Schema):
-    """Logs refused documents by their message only, cut short.
+    """Logs refused documents by their message only, cut short; hides suggestions during execution.
 
     Strawberry's default logs ``str(error)``, which prints the offending source lines: most of a
     2000-token document would land in the log, at ERROR level, for every malformed request.
     Errors raised while resolving are not logged here: ErrorPolicy logs the unexpected ones with their id.
+
+    ``hide_suggestions`` reaches graphql-core's ``execute`` (variable values are coerced there:
+    ``{"input": {"identifer": ...}}`` would be answered "Did you mean 'identifier'?") through
+    Strawberry's ``_get_custom_context_kwargs``, the keyword arguments it adds to that call
+    (a private hook: tests/security/test_production.py pins it).
     """
+
+    def __init__(self, *args, hide_suggestions: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
+
+    def _get_custom_context_kwargs(self, operation_extensions=None, *, sync: bool = False) -> dict:
+        return {**super()._get_custom_context_kwargs(operation_extensions, sync=sync),
+                "hide_suggestions": self.hide_suggestions}
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         for error in errors:
@@ -96,23 +127,25 @@ class GatewaySchema(strawberry.Schema):
                 logger.info("graphql request refused: %.200s", message)
 
 
-def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15,
+def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15, max_directives: int = 50,
                  max_tokens: int = 2000, extra_extensions: Sequence = ()) -> strawberry.Schema:
-    """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent."""
-    # Factories, not instances: Strawberry builds fresh extensions per request (the caches are module-level).
-    # The limit rules are built once, so the validation cache (keyed by the rule classes) hits.
-    limit_rules = [depth_validator(max_depth, None), alias_validator(max_aliases)]
+    """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent.
+
+    Production hides the schema: no introspection, and no "Did you mean ...?" in any message
+    (validation, variable coercion, and ErrorPolicy as the backstop).
+    """
+    # Factories, not instances: Strawberry builds fresh extensions per request. The validator (and its
+    # cache) is built once here; the parser cache is module-level (Strawberry's).
+    validator = DocumentValidator(DocumentLimits(max_depth=max_depth, max_aliases=max_aliases,
+                                                 max_directives=max_directives), hide_suggestions=production)
     extensions = [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(ParserCache, maxsize=512),
-        partial(AddValidationRules, limit_rules),
-        partial(ValidationCache, maxsize=512),
-        ErrorPolicy,
+        BoundedParserCache,
+        partial(DocumentValidation, validator),
+        partial(ErrorPolicy, hide_suggestions=production),
     ]
     if production:
         extensions.append(DisableIntrospection)
     extensions.extend(extra_extensions)
-    return GatewaySchema(
-        query=Query, mutation=Mutation, extensions=extensions, exception_handlers=EXCEPTION_HANDLERS,
-        config=StrawberryConfig(disable_field_suggestions=production),
-    )
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, exception_handlers=EXCEPTION_HANDLERS,
+                         hide_suggestions=production)

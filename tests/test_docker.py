@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
 BIN = Path(sys.executable).parent
 
 SECRET = "test-secret-key-of-more-than-thirty-two-characters"
+PUBLIC_URL = "https://id.example.com"
 
 
 def tool(name: str) -> Path:
@@ -118,7 +121,7 @@ def test_dockerfile_runs_the_gateway_unprivileged_with_a_health_check():
 
 def test_compose_file_is_valid(clean_env, tmp_path):
     # given
-    env = {**clean_env, "GATEWAY_SECRET_KEY": SECRET}
+    env = {**clean_env, "GATEWAY_SECRET_KEY": SECRET, "GATEWAY_PUBLIC_URL": PUBLIC_URL}
 
     # when
     result = compose(env, tmp_path, "config", "-q")
@@ -131,16 +134,40 @@ def test_compose_file_is_valid(clean_env, tmp_path):
 
 def test_compose_refuses_to_start_without_a_secret_key(clean_env, tmp_path):
     # when: GATEWAY_SECRET_KEY is not set
-    result = compose(clean_env, tmp_path, "config", "-q")
+    result = compose({**clean_env, "GATEWAY_PUBLIC_URL": PUBLIC_URL}, tmp_path, "config", "-q")
 
     # then
     assert result.returncode != 0
     assert "GATEWAY_SECRET_KEY" in result.stderr
 
 
+def test_compose_refuses_to_start_without_a_public_url(clean_env, tmp_path):
+    # when: GATEWAY_PUBLIC_URL is not set (there is no default production would accept)
+    result = compose({**clean_env, "GATEWAY_SECRET_KEY": SECRET}, tmp_path, "config", "-q")
+
+    # then
+    assert result.returncode != 0
+    assert "GATEWAY_PUBLIC_URL" in result.stderr
+
+
+def test_the_compose_gateway_settings_pass_the_production_checks(clean_env, tmp_path):
+    # given the gateway's environment as compose resolves it
+    result = compose({**clean_env, "GATEWAY_SECRET_KEY": SECRET, "GATEWAY_PUBLIC_URL": PUBLIC_URL}, tmp_path,
+                     "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"]["gateway"]["environment"]
+
+    # when the gateway would start with it
+    settings = Settings(**{name.removeprefix("GATEWAY_").lower(): value for name, value in environment.items()})
+
+    # then it is production, and no check refuses it
+    assert settings.is_production
+    settings.check()
+
+
 def test_compose_declares_the_gateway_a_replica_set_and_mailpit(clean_env, tmp_path):
     # given
-    env = {**clean_env, "GATEWAY_SECRET_KEY": SECRET}
+    env = {**clean_env, "GATEWAY_SECRET_KEY": SECRET, "GATEWAY_PUBLIC_URL": PUBLIC_URL}
 
     # when
     result = compose(env, tmp_path, "config", "--format", "json")
@@ -162,7 +189,7 @@ def test_compose_declares_the_gateway_a_replica_set_and_mailpit(clean_env, tmp_p
     assert environment["GATEWAY_MONGODB_URI"] == "mongodb://mongo:27017/?replicaSet=rs0"
     assert environment["GATEWAY_SMTP_URL"] == "smtp://mailpit:1025?starttls=false"
     assert environment["GATEWAY_SECRET_KEY"] == SECRET
-    assert environment["GATEWAY_PUBLIC_URL"]
+    assert environment["GATEWAY_PUBLIC_URL"] == PUBLIC_URL
 
     # MongoDB is a one-node replica set rs0 that initiates itself from its health check
     mongo = services["mongo"]

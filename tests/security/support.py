@@ -13,9 +13,9 @@ PRODUCTION_SECRET = "a-production-secret-that-is-longer-than-32-chars"
 
 
 def production_settings(settings: Settings, **overrides) -> Settings:
-    """The test settings in production mode (an SMTP URL is already set)."""
+    """The test settings in production mode (an SMTP URL is already set), with an https public URL."""
     return settings.model_copy(update={"env": Environment.production, "secret_key": SecretStr(PRODUCTION_SECRET),
-                                       **overrides})
+                                       "public_url": "https://gateway.test", **overrides})
 
 
 def refused_before_execution(response: httpx.Response) -> list[dict]:

@@ -139,3 +139,118 @@ async def test_hsts_in_production(settings, clock):
             assert_common_headers(response)
             hsts = response.headers["strict-transport-security"]
             assert int(hsts.split("max-age=")[1].split(";")[0]) >= 31536000
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+
+SMALL_LIMIT = 4096
+
+
+def json_of_size(size: int) -> bytes:
+    """A valid GraphQL request of exactly ``size`` bytes (padded with an ignored member)."""
+    shell = json.dumps({"query": "{ __typename }", "padding": ""}).encode()
+    return shell[:-2] + b"x" * (size - len(shell)) + shell[-2:]
+
+
+class CountingBody:
+    """A request body streamed in chunks, counting what the server pulled."""
+
+    def __init__(self, chunks: int, chunk: bytes = b" " * 65536) -> None:
+        self.chunks, self.chunk, self.pulled = chunks, chunk, 0
+
+    async def __aiter__(self):
+        for _ in range(self.chunks):
+            self.pulled += len(self.chunk)
+            yield self.chunk
+
+
+@pytest.fixture(scope="module")
+async def small_limit(settings, clock):
+    """A gateway that takes bodies of at most 4 KiB."""
+    async with running_gateway(settings.model_copy(update={"max_body_bytes": SMALL_LIMIT}), clock) as (_, http):
+        yield http
+
+
+async def test_a_body_over_one_mebibyte_is_refused_by_default(http):
+    # given a valid request padded to the default limit, and one byte more
+    at_limit, over = json_of_size(1024 * 1024), json_of_size(1024 * 1024 + 1)
+
+    # when / then
+    accepted = await http.post("/graphql", content=at_limit, headers={"content-type": "application/json"})
+    assert accepted.json() == {"data": {"__typename": "Query"}}
+    refused = await http.post("/graphql", content=over, headers={"content-type": "application/json"})
+    assert refused.status_code == 413
+    assert "too large" in assert_bad_request(refused, statuses=(413,))
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(small_limit):
+    # given a 40 MiB body announced with its Content-Length
+    body = CountingBody(chunks=640)
+
+    # when
+    response = await small_limit.post("/graphql", content=body, headers={
+        "content-type": "application/json", "content-length": str(640 * 65536)})
+
+    # then it is refused without reading any of it
+    assert response.status_code == 413 and "too large" in assert_bad_request(response, statuses=(413,))
+    assert body.pulled == 0
+
+
+async def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(small_limit):
+    # given a 40 MiB body sent in chunks, without a Content-Length
+    body = CountingBody(chunks=40 * 1024, chunk=b" " * 1024)
+
+    # when
+    response = await small_limit.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+    # then it is refused once a little more than the limit has arrived
+    assert response.status_code == 413 and "too large" in assert_bad_request(response, statuses=(413,))
+    assert SMALL_LIMIT < body.pulled <= SMALL_LIMIT + 1024
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_pages_refuse_large_bodies_too(small_limit, declared):
+    # given a form post to a page, over the limit
+    form = b"email=someone%40example.com&client_id=&padding=" + b"x" * SMALL_LIMIT
+    content = form if declared else CountingBody(chunks=1, chunk=form)
+
+    # when
+    response = await small_limit.post("/activate/resend", content=content,
+                                      headers={"content-type": "application/x-www-form-urlencoded"})
+
+    # then: plain text, as pages are not GraphQL
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/plain") and "too large" in response.text
+
+
+async def test_bodies_under_the_limit_still_work_in_chunks(small_limit):
+    # given a valid request under the limit, streamed without a Content-Length
+    body = json_of_size(SMALL_LIMIT)
+
+    async def chunks():
+        for start in range(0, len(body), 1000):
+            yield body[start:start + 1000]
+
+    # when
+    response = await small_limit.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+
+    # then
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+    b'{"query": "{ __typename }", "variables": {"a": ' + b'{"b": ' * 5000 + b"1" + b"}" * 5000 + b"}}",
+    b'{"query": "{ __typename }", "variables": {"n": ' + b"9" * 5000 + b"}}",
+    b'{"query": "{ __typename \xc3 }"}',
+    b"\xff\xfe{\x00",
+    b'{"query": "{ __typename }"} trailing',
+    b"{not json",
+], ids=["nested-arrays", "nested-objects", "integer-over-4300-digits", "invalid-utf-8", "utf-16-garbage",
+        "trailing-data", "broken"])
+async def test_json_the_parser_cannot_handle_is_a_400_bad_request(http, body):
+    # when
+    response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+    # then a client error in GraphQL's shape, never a 500
+    assert "parse request body as JSON" in assert_bad_request(response)
