@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
-from tests.flows import ME, PASSWORD, SIGN_IN, SIGN_OUT, active_customer, admin_token, sign_in
+from tests.flows import ME, PASSWORD, SIGN_IN, SIGN_OUT, active_customer, admin_token, new_application, sign_in
 from tests.support import GraphQLClient, assert_denied, assert_no_errors, unique_email
 
 ADMIN_ME = "query { adminMe { id email role } }"
@@ -169,3 +171,44 @@ async def test_an_admin_session_expires_after_30_idle_minutes(gql, runtime, cloc
 
     # then they must sign in again
     assert_denied(await gql(ADMIN_ME, token=token), "UNAUTHENTICATED")
+
+
+async def test_a_policy_with_a_one_minute_idle_timeout_keeps_a_session_used_every_30_seconds(gql, mailbox, clock,
+                                                                                           runtime):
+    # given an application whose policy ends sessions after one idle minute (the touch interval setting is 60 s)
+    _, client_id = await new_application(runtime, sessions={"idle_timeout_minutes": 1,
+                                                            "absolute_lifetime_minutes": 60})
+    headers = {"x-application-id": client_id}
+    token = (await sign_in_with(gql, mailbox, headers))["token"]
+
+    # when the customer uses it every 30 seconds for ten minutes
+    for _ in range(20):
+        clock.advance(seconds=30)
+        assert_no_errors(await gql(ME, token=token, headers=headers))
+
+    # then it is still alive; and once left alone for just over a minute, it has expired
+    clock.advance(seconds=61)
+    assert_denied(await gql(ME, token=token, headers=headers), "UNAUTHENTICATED")
+
+
+async def test_a_policy_sets_the_absolute_lifetime_of_its_sessions(gql, mailbox, clock, runtime):
+    # given an application whose policy ends every session after two hours
+    _, client_id = await new_application(runtime, sessions={"absolute_lifetime_minutes": 120})
+    headers = {"x-application-id": client_id}
+    signed_in = await sign_in_with(gql, mailbox, headers)
+
+    # then the session says so, and ends then however active it is
+    expires = datetime.fromisoformat(signed_in["session"]["expiresAt"])
+    assert timedelta(minutes=119) < expires - clock.now() <= timedelta(minutes=120)
+    clock.advance(minutes=119)
+    assert_no_errors(await gql(ME, token=signed_in["token"], headers=headers))
+    clock.advance(minutes=2)
+    assert_denied(await gql(ME, token=signed_in["token"], headers=headers), "UNAUTHENTICATED")
+
+
+async def sign_in_with(gql, mailbox, headers) -> dict:
+    email = unique_email("lifetime")
+    await active_customer(gql, mailbox, email, headers=headers)
+    result = assert_no_errors(await gql(SIGN_IN, {"input": {"identifier": email, "password": PASSWORD}},
+                                        headers=headers))
+    return result["sessionCreate"]
