@@ -7,12 +7,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({
         "customers:read", "customers:write", "sessions:read", "sessions:write", "audit:read",
         "policies:read", "policies:write", "applications:read", "applications:write",
-        "templates:read", "templates:write", "admins:read", "admins:write",
+        "templates:read", "templates:write", "attributes:read", "attributes:write",
+        "admins:read", "admins:write",
     }),
     "admin": frozenset({
         "customers:read", "customers:write", "sessions:read", "sessions:write", "audit:read",
         "policies:read", "policies:write", "applications:read", "applications:write",
-        "templates:read", "templates:write",
+        "templates:read", "templates:write", "attributes:read", "attributes:write",
     }),
     "support": frozenset({"customers:read", "sessions:read", "sessions:write", "audit:read"}),
     "viewer": frozenset({"customers:read", "sessions:read", "audit:read"}),
