@@ -33,6 +33,11 @@ def normalize_identifier(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
+def name_norm(name: str | None) -> str | None:
+    """The searchable copy of a person's name (``given_name_norm``, ``family_name_norm``), or None."""
+    return normalize_identifier(name) if name else None
+
+
 def identifier_key(value: str) -> str:
     """The form an identifier typed at sign-in is looked up (and rate-limited) in: the stored form.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from resolvers import audit, links, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited, RetryLater
-from resolvers.identifiers import normalize_identifier, validate_email, validate_username
+from resolvers.identifiers import name_norm, normalize_identifier, validate_email, validate_username
 from resolvers.links import LinkState
 from resolvers.mail_views import customer_view, sign_in_hint
 from resolvers.passwords import check_password_policy
@@ -71,6 +71,7 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     customer = CustomerDocument(
         id=new_id(), store_id=store_id, email=email, email_norm=normalize_identifier(email),
         username=username, username_norm=username_norm, given_name=given_name, family_name=family_name,
+        given_name_norm=name_norm(given_name), family_name_norm=name_norm(family_name),
         password_hash=password_hash, password_nfkc=True, status=CustomerStatus.PENDING, created_at=ctx.now(),
         locale=ctx.request.locale,
     )

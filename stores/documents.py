@@ -235,6 +235,9 @@ class CustomerDocument(Document):
     address: Address | None = None
     birthdate: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)  # custom attributes, by definition key
+    # Normalised copies for the admin search (prefix, case-insensitive): whatever sets a name sets these.
+    given_name_norm: str | None = None
+    family_name_norm: str | None = None
     linked_identities: list[LinkedIdentity] = Field(default_factory=list)
     password_hash: str | None = None  # None: no password (a passwordless account)
     # True when password_hash was computed from the NFKC form of the password (every hash made since
