@@ -13,7 +13,6 @@ the application and the request metadata (IP, user agent, request id, locale) th
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -96,14 +95,6 @@ class JobRunner:
         for job_id in await jobs.due_ids(epoch_ms(self._clock.now())):
             done += await self.run(job_id)
         return done
-
-    async def run_forever(self, interval: float = 5.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.run_due()
-            except Exception:  # keep the loop alive through database hiccups
-                logger.exception("job sweep failed")
 
 
 @dataclasses.dataclass(frozen=True)

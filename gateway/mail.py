@@ -166,18 +166,10 @@ class OutboxMailer:
         return False
 
     async def retry_due(self) -> int:
-        """Deliver every message whose retry time has come; returns how many were sent."""
+        """Deliver every message whose retry time has come; returns how many were sent (none without SMTP)."""
+        if self._smtp is None:
+            return 0
         sent = 0
         for message_id in await outbox.due_ids(epoch_ms(self._clock.now())):
             sent += await self.deliver(message_id)
         return sent
-
-    async def run_retries(self, interval: float = 5.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if self._smtp is None:
-                continue
-            try:
-                await self.retry_due()
-            except Exception:  # keep the loop alive through database hiccups
-                logger.exception("outbox retry pass failed")

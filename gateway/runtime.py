@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -34,6 +34,17 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
+SWEEP_INTERVAL_SECONDS = 5.0  # how often every instance retries due mail and runs due jobs
+
+
+async def every(seconds: float, work: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a failed pass (the database away) is logged, not fatal."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+        except Exception:
+            logger.exception("%s failed", what)
 
 
 def build_rules(settings: Settings) -> Rules:
@@ -107,8 +118,11 @@ class Runtime:
         self._uri = uri
         self.client = await connect(uri, self.settings.database_name, timeout_ms=self.settings.mongodb_timeout_ms)
         self.default_application = await ensure_defaults(self.clock.now())
-        self._background = [asyncio.create_task(loop) for loop in
-                            (self.mailer.run_retries(), self.jobs.run_forever(), self._housekeeping())]
+        self._background = [
+            asyncio.create_task(every(SWEEP_INTERVAL_SECONDS, self.mailer.retry_due, "outbox retry pass")),
+            asyncio.create_task(every(SWEEP_INTERVAL_SECONDS, self.jobs.run_due, "job sweep")),
+            asyncio.create_task(every(HOUSEKEEPING_INTERVAL_SECONDS, self.housekeeping, "housekeeping pass")),
+        ]
 
     async def stop(self) -> None:
         for task in self._background:
@@ -152,14 +166,6 @@ class Runtime:
         deleted = await ratelimits.delete_expired(epoch_ms(self.clock.now()))
         if deleted:
             logger.info("housekeeping: %s expired rate-limit counters deleted", deleted)
-
-    async def _housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL_SECONDS) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.housekeeping()
-            except Exception:  # keep the loop alive through database hiccups
-                logger.exception("housekeeping pass failed")
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.embedded import EmbeddedDatabase
-from tests.support import GraphQLClient, MutableClock, start_smtp
+from tests.support import GraphQLClient, MutableClock, free_port, start_smtp
 
 REAL_MONGODB_URI = os.environ.get("GATEWAY_MONGODB_URI")
 
@@ -75,6 +76,12 @@ def make_settings(database_uri: str, database_name: str, smtp_port: int, **overr
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def with_smtp_down(settings: Settings) -> tuple[Settings, int]:
+    """The settings pointed at an SMTP port nobody listens on (yet), with a short timeout; and that port."""
+    port = free_port()
+    return settings.model_copy(update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}?timeout=2")}), port
 
 
 @contextlib.asynccontextmanager

@@ -10,9 +10,9 @@ from gateway.mail import body_cipher
 from resolvers.mail_templates import RenderedMail
 from stores import jobs, outbox, templates
 from stores.documents import CustomerDocument, OutboxDocument
-from tests.conftest import running_gateway
+from tests.conftest import running_gateway, with_smtp_down
 from tests.flows import PASSWORD, active_customer, register, sign_in
-from tests.support import GraphQLClient, assert_no_errors, free_port, unique_email
+from tests.support import GraphQLClient, assert_no_errors, unique_email
 from tests.test_recovery import NEW_PASSWORD, RESET, reset_input, reset_token
 from tests.test_templates import start_smtp_on
 
@@ -128,8 +128,7 @@ async def test_of_concurrent_resets_with_one_link_one_wins_and_one_notice_is_sen
 
 async def test_a_mail_whose_link_expired_before_delivery_becomes_a_dead_letter(settings, clock):
     # given an SMTP server that is down when a reset link is mailed
-    port = free_port()
-    down = settings.model_copy(update={"smtp_url": settings.smtp_url.__class__(f"smtp://127.0.0.1:{port}?timeout=2")})
+    down, port = with_smtp_down(settings)
     async with running_gateway(down, clock) as (app, http):
         runtime = app.state.runtime
         gql = GraphQLClient(http)

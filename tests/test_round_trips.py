@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pydantic import SecretStr
 from pymongo import monitoring
@@ -23,12 +25,16 @@ query List($first: Int!, $search: String) {
 
 
 class CommandCounter(monitoring.CommandListener):
+    """Every command a client sends (handshakes aside): ``names``, and ``commands`` as (name, collection)."""
+
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.commands: list[tuple[str, str]] = []
 
     def started(self, event) -> None:
         if event.command_name not in HANDSHAKE:
             self.names.append(event.command_name)
+            self.commands.append((event.command_name, str(event.command.get(event.command_name))))
 
     def succeeded(self, event) -> None:
         pass
@@ -43,7 +49,7 @@ async def counted(settings, clock):
     counter = CommandCounter()
     COMMAND_LISTENERS.append(counter)
     uri = settings.mongodb_uri.get_secret_value()
-    uri += ("&" if "?" in uri else "/?") + "appname=round-trip-count"
+    uri += ("&" if "?" in uri else "/?") + f"appname=counted-{uuid.uuid4().hex[:8]}"
     try:
         async with running_gateway(settings.model_copy(update={"mongodb_uri": SecretStr(uri)}), clock) as (app, http):
             yield app, GraphQLClient(http), counter

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import running_gateway
+from tests.conftest import running_gateway, with_smtp_down
 from tests.flows import active_customer, admin_token, new_application
-from tests.support import GraphQLClient, assert_denied, assert_no_errors, free_port, unique_email
+from tests.support import GraphQLClient, assert_denied, assert_no_errors, unique_email
 
 UPDATE = """
 mutation Update($input: EmailTemplateUpdateInput!) {
@@ -214,8 +214,7 @@ async def test_failed_sends_are_kept_retried_and_emptied_once_delivered(settings
     from stores.documents import OutboxDocument
 
     # given an SMTP server that is down
-    port = free_port()
-    down = settings.model_copy(update={"smtp_url": settings.smtp_url.__class__(f"smtp://127.0.0.1:{port}?timeout=2")})
+    down, port = with_smtp_down(settings)
     async with running_gateway(down, clock) as (app, http):
         runtime = app.state.runtime
         gql = GraphQLClient(http)

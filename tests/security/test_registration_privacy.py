@@ -8,49 +8,13 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import SecretStr
-from pymongo import monitoring
-
-from stores.database import COMMAND_LISTENERS
 from tests.conftest import running_gateway
 from tests.flows import active_customer, new_application, register
 from tests.support import GraphQLClient, assert_no_errors, unique_email
+from tests.test_round_trips import counted  # noqa: F401 - the fixture, a gateway whose commands are logged
 
-HANDSHAKE = {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo", "saslStart", "saslContinue"}
 LURE = "Your account is locked, visit evil-example.com now"
 LURE_NAME = "locked-visit-evil-example-com"
-
-
-class CommandLog(monitoring.CommandListener):
-    """Every command as (name, collection), in order."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, str]] = []
-
-    def started(self, event) -> None:
-        if event.command_name not in HANDSHAKE:
-            self.commands.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
-
-
-@pytest.fixture
-async def logged(settings, clock):
-    """A gateway on its own database client whose commands are logged."""
-    log = CommandLog()
-    COMMAND_LISTENERS.append(log)
-    uri = settings.mongodb_uri.get_secret_value()
-    uri += ("&" if "?" in uri else "/?") + "appname=registration-work"
-    try:
-        async with running_gateway(settings.model_copy(update={"mongodb_uri": SecretStr(uri)}), clock) as (app, http):
-            yield app, GraphQLClient(http), log
-    finally:
-        COMMAND_LISTENERS.remove(log)
 
 
 async def work_before_answer(app, gql, log, email: str, monkeypatch, **extra) -> tuple[list, list]:
@@ -82,8 +46,8 @@ async def work_before_answer(app, gql, log, email: str, monkeypatch, **extra) ->
     return commands, hashes
 
 
-async def test_a_known_and_a_new_address_cost_the_same_work_before_the_answer(logged, mailbox, monkeypatch):
-    app, gql, log = logged
+async def test_a_known_and_a_new_address_cost_the_same_work_before_the_answer(counted, mailbox, monkeypatch):
+    app, gql, log = counted
     # given a registered address, and a warmed-up gateway (application and policy cached)
     known = unique_email("known")
     await active_customer(gql, mailbox, known)
@@ -105,8 +69,8 @@ async def test_a_known_and_a_new_address_cost_the_same_work_before_the_answer(lo
     assert "/activate?token=" not in (await mailbox.wait_for(known, "tried to register")).text
 
 
-async def test_the_same_work_in_username_mode(logged, mailbox, monkeypatch):
-    app, gql, log = logged
+async def test_the_same_work_in_username_mode(counted, mailbox, monkeypatch):
+    app, gql, log = counted
     # given a USERNAME-mode application with a registered address
     _, client_id = await new_application(app.state.runtime, username_mode="USERNAME")
     headers = {"x-application-id": client_id}
