@@ -65,9 +65,12 @@ class GatewayGraphQL(GraphQL):
         4300-digit conversion limit (ValueError).
         """
         try:
-            return json.loads(data)
+            decoded = json.loads(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise json.JSONDecodeError(type(exc).__name__, "", 0) from None
+        if not isinstance(decoded, dict):  # a string, number, null or (batched) array is not one request
+            raise json.JSONDecodeError("the body must be a JSON object", "", 0)
+        return decoded
 
     async def run(self, request, context=UNSET, root_value=UNSET):
         """Strawberry's HTTP refusals (unparsable JSON, unknown application, ...) in GraphQL's error shape."""
@@ -119,7 +122,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     runtime = Runtime(settings, clock)
     schema = build_schema(production=settings.is_production, max_depth=settings.graphql_max_depth,
                           max_aliases=settings.graphql_max_aliases, max_directives=settings.graphql_max_directives,
-                          max_tokens=settings.graphql_max_tokens, extra_extensions=[observability.OperationMetrics])
+                          max_tokens=settings.graphql_max_tokens,
+                          max_characters=settings.graphql_max_document_characters,
+                          extra_extensions=[observability.OperationMetrics])
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from enum import Enum
 from pathlib import Path
 from typing import Literal
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
     graphql_max_directives: int = Field(default=50, ge=0)
+    # Characters in a GraphQL document (its `query` text), checked before parsing.
+    graphql_max_document_characters: int = Field(default=32_768, ge=1024)
 
     # Admin-provided email templates: each part renders off the event loop within this budget.
     template_render_timeout_ms: int = Field(default=200, ge=10, le=10_000)
@@ -155,16 +158,31 @@ class Settings(BaseSettings):
 
 
 def public_url_is_public(url: str) -> bool:
-    """True for an https URL whose host is not localhost, a loopback or an unspecified address."""
+    """True for a plain https URL (no user info, query or fragment: links are built on it) whose host
+    is not localhost, a loopback or an unspecified address, in any spelling a browser accepts."""
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".")
-    if parts.scheme.lower() != "https" or not host:
+    if parts.scheme.lower() != "https" or not host or parts.username is not None or parts.password is not None \
+            or parts.query or parts.fragment:
         return False
     if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always the loopback interface
         return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _host_address(host)
+    if address is None:
         return True
     mapped = getattr(address, "ipv4_mapped", None) or address
     return not (mapped.is_loopback or mapped.is_unspecified)
+
+
+def _host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a URL host names, as the WHATWG URL parser reads it: besides dotted quads, IPv4 in
+    the short, decimal, octal and hex forms (``127.1``, ``2130706433``, ``0x7f000001``, ``0``); None
+    for a domain name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))  # inet_aton reads the same legacy forms
+    except OSError:
+        return None

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers.context import Clock, Context, RequestMeta, epoch_ms
-from resolvers.errors import RetryLater
+from resolvers.errors import RateLimited, RetryLater
 from resolvers.security import new_id
 from stores import jobs
 from stores.documents import JobDocument
@@ -31,6 +31,7 @@ SWEEP_GRACE_MS = 10_000  # a job its request is running is not swept before this
 FIRST_RETRY_MS = 5_000
 MAX_BACKOFF_MS = 3_600_000
 MAX_ATTEMPTS = 10
+DEFERRED_RETRY_AFTER_SECONDS = 5
 
 Handler = Callable[[Context, dict[str, Any], str], Awaitable[None]]
 ContextFor = Callable[[str | None, RequestMeta], Awaitable[Context]]
@@ -38,9 +39,10 @@ ContextFor = Callable[[str | None, RequestMeta], Awaitable[Context]]
 
 class JobRunner:
     def __init__(self, *, clock: Clock, spawn: Callable, context_for: ContextFor,
-                 handlers: dict[str, Handler]) -> None:
+                 handlers: dict[str, Handler], has_room: Callable[[], bool] = lambda: True) -> None:
         self._clock = clock
         self._spawn = spawn
+        self.has_room = has_room
         self._context_for = context_for
         self._handlers = handlers
 
@@ -111,3 +113,8 @@ class RequestJobs:
 
     def start(self, job_id: str) -> None:
         self.runner.start(job_id)
+
+    def check_capacity(self) -> None:
+        if not self.runner.has_room():
+            logger.warning("deferred work refused: this instance's queue is full")
+            raise RateLimited(DEFERRED_RETRY_AFTER_SECONDS)

@@ -41,7 +41,16 @@ logger = logging.getLogger("gateway.mail")
 
 LEASE_MS = 60_000
 MAX_BACKOFF_MS = 3_600_000
+MAX_ATTEMPTS = 24  # 5 s doubling to 1 h between attempts: given up after about 18 hours
 BODY_KEY_INFO = b"identity-gateway outbox body v1"
+
+
+def permanent_rejection(exc: BaseException) -> bool:
+    """An SMTP 5yz reply to the recipient or the message (RFC 5321 4.2.1): sending again cannot help.
+    Connection errors, time-outs and 4yz replies are transient."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(r.code >= 500 for r in exc.recipients)
+    return isinstance(exc, (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)) and exc.code >= 500
 
 
 def body_cipher(secret_key: bytes) -> Fernet:
@@ -149,6 +158,10 @@ class OutboxMailer:
                                   timeout=target.timeout)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             attempts = message.attempts + 1
+            if permanent_rejection(exc):
+                return await self._dead(message, lease, "rejected")
+            if attempts >= MAX_ATTEMPTS:
+                return await self._dead(message, lease, "undeliverable")
             delay = min(MAX_BACKOFF_MS, 5_000 * 2 ** (attempts - 1))
             await outbox.mark_failed(message.id, lease, attempts, now_ms + delay, f"{type(exc).__name__}: {exc}")
             logger.warning("mail %s to %s failed (attempt %s), retrying in %ss: %s",

@@ -14,7 +14,6 @@ Pages act for the application that issued the link (``page_context``), send ``no
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from gateway.csrf import CsrfProtection
 from gateway.runtime import Runtime, UnknownApplication
 from resolvers import links, recovery, registration
 from resolvers.context import Context, RequestMeta
-from resolvers.errors import DomainError
+from resolvers.errors import DomainError, InvalidInput, RateLimited
 from resolvers.links import LinkState
 
 logger = logging.getLogger("gateway.pages")
@@ -135,9 +134,11 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
         return render(request, ctx, "refused.html", 403, title="Please start again", start_again=start_again)
 
     def confirm_link_routes(entry: ConfirmLinkPage) -> list[Route]:
-        def show(request: Request, ctx: Context, state: LinkState, token: str = "", resent: bool = False) -> Response:
+        def show(request: Request, ctx: Context, state: LinkState, token: str = "", resent: str = "") -> Response:
+            """``resent``: what became of a re-send form: "sent", "busy" (try again) or an input problem."""
             application = ctx.application.name
-            return render(request, ctx, "confirm_link.html", 200 if resent else STATUS[state], title=entry.title,
+            status = {"": STATUS[state], "sent": 200, "busy": 429}.get(resent, 400)
+            return render(request, ctx, "confirm_link.html", status, title=entry.title,
                           page=entry, state=str(state), token=token, resent=resent,
                           words={key: getattr(entry, key).format(application=application) for key in (
                               "question", "confirmed_text", "already_text", "invalid_text")})
@@ -163,9 +164,13 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
             refusal = csrf.check(request, form, entry.resend_path)
             if refusal is not None:
                 return refused(request, ctx, entry.resend_path, refusal, entry.path)
-            with contextlib.suppress(DomainError):
+            try:
                 await entry.resend(ctx, str(form.get("email", ""))[:320])
-            return show(request, ctx, LinkState.INVALID, resent=True)
+            except RateLimited:
+                return show(request, ctx, LinkState.INVALID, resent="busy")
+            except InvalidInput as exc:
+                return show(request, ctx, LinkState.INVALID, resent=exc.problems[0].message)
+            return show(request, ctx, LinkState.INVALID, resent="sent")
 
         found = [Route(entry.path, landing, methods=["GET", "POST"])]  # HEAD comes with GET
         if entry.resend:

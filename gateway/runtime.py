@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import notifications, registration
+from resolvers import notifications, recovery, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -31,6 +31,9 @@ logger = logging.getLogger("gateway")
 
 APPLICATION_CACHE_SECONDS = 5.0
 JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_mail,
+                registration.RESEND_MAIL: registration.resend_activation_mail,
+                recovery.RESET_MAIL: recovery.send_reset_mail,
+                recovery.REMINDER_MAIL: recovery.send_reminder_mail,
                 notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
@@ -100,7 +103,7 @@ class Runtime:
         self.mailer = OutboxMailer(clock=self.clock, sender=settings.mail_from, smtp=smtp, spawn=self.spawn,
                                    secret_key=self.rules.secret_key, render_pool=self.render_pool)
         self.jobs = JobRunner(clock=self.clock, spawn=self.spawn, context_for=self.context_for_application,
-                              handlers=JOB_HANDLERS)
+                              handlers=JOB_HANDLERS, has_room=self.has_room)
         self.embedded: EmbeddedDatabase | None = None
         self.client: AsyncMongoClient | None = None
         self.default_application: ApplicationDocument | None = None
@@ -146,13 +149,17 @@ class Runtime:
         started (None): callers that can wait for a retry pass (mail delivery) rely on it; requests
         use :meth:`defer`, which refuses instead.
         """
-        if len(self._tasks) >= self.settings.deferred_work_limit:
+        if not self.has_room():
             coro.close()
             return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return task
+
+    def has_room(self) -> bool:
+        """Whether one more piece of deferred work may start now (``GATEWAY_DEFERRED_WORK_LIMIT``)."""
+        return len(self._tasks) < self.settings.deferred_work_limit
 
     def defer(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a request's work after its response, or raise RateLimited (before anything ran) when the

@@ -40,6 +40,10 @@ class Jobs(Protocol):
     def start(self, job_id: str) -> None:
         """Run it after the response, here if possible; otherwise any instance's sweep will."""
 
+    def check_capacity(self) -> None:
+        """Raise RateLimited when this instance's queue of deferred work is full (before writing a job
+        whose answer must not depend on the account)."""
+
 
 class RenderPool(Protocol):
     async def render(self, source: str, part: str, variables: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from resolvers import audit
+from resolvers import audit, notifications
 from resolvers.context import Context
 from resolvers.errors import NotFound, Problems, unauthenticated
 from resolvers.identifiers import normalize_identifier
@@ -82,7 +82,11 @@ async def disable(ctx: Context, customer_id: str) -> None:
     outside this identity store.
     """
     customer = await get(ctx, customer_id)
-    if customer is None or not await customers.disable(customer.id, ctx.now_ms()):
+    if customer is None:
+        raise NotFound()
+    change_id = await notifications.prepare_credential_notice(ctx, customer.id, None)  # ends sessions durably
+    if not await customers.disable(customer.id, ctx.now_ms(), change_id):
         raise NotFound()
     ended = await sessions.delete_for_subject(customer.id)
+    ctx.jobs.start(change_id)
     await audit.record(ctx, "customer.disabled", subject_id=customer.id, sessions_ended=ended)

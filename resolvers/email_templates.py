@@ -21,7 +21,7 @@ from resolvers import audit
 from resolvers.context import Context, RenderPool
 from resolvers.errors import NotFound, Problems
 from resolvers.identifiers import validate_email
-from resolvers.mail_templates import PARTS, RenderedMail, default_source, kinds, render
+from resolvers.mail_templates import MAX_SUBJECT_CHARACTERS, PARTS, RenderedMail, default_source, kinds, render
 from resolvers.template_sandbox import TemplateBudgetExceeded
 from stores import config, templates
 from stores.documents import ApplicationDocument, EmailTemplateDocument
@@ -132,6 +132,10 @@ async def validate_sources(pool: RenderPool, kind: str, sources: dict[str, str],
             continue
         except Exception as exc:  # anything a template can raise at render time is a template problem
             problems.add(part, "TEMPLATE_RENDER", f"Does not render with sample data: {type(exc).__name__}")
+            continue
+        if part == "subject" and len(" ".join(rendered.split())) > MAX_SUBJECT_CHARACTERS:
+            problems.add(part, "TEMPLATE_TOO_LARGE",
+                         f"The subject must render to at most {MAX_SUBJECT_CHARACTERS} characters.")
             continue
         if part != "subject" and "action_url" in SAMPLE_VARIABLES[kind] \
                 and SAMPLE_VARIABLES[kind]["action_url"] not in rendered:

@@ -25,7 +25,9 @@ from resolvers.security import is_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit, as email-validator enforces it
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")  # no "@", so a username never collides with an email
-INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cs}\p{Co}\p{Cn}]")
+# Characters that render as nothing or as blank space: default-ignorable code points, controls,
+# surrogates, private use, unassigned, every space and line separator, and the blank Braille pattern.
+INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cs}\p{Co}\p{Cn}\p{Z}\u2800]")
 
 
 def normalize_identifier(value: str) -> str:

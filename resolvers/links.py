@@ -37,9 +37,12 @@ def token_key(token: object) -> str | None:
 
 
 async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str, *,
-                credential_version: int = 0, base_url: str | None = None) -> str:
+                credential_version: int, base_url: str | None = None) -> str:
     """Create a link token, revoking the subject's earlier link of this purpose in the same write, and
     return the full URL.
+
+    ``credential_version`` is the subject's current one (required: every link is bound to it, and
+    whoever consumes the link checks it with :func:`check_version`).
 
     ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page.
     """

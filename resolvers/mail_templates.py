@@ -17,6 +17,7 @@ from resolvers.context import RenderPool
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "mail"
 PARTS = ("subject", "html", "text")
+MAX_SUBJECT_CHARACTERS = 998  # RFC 5322 2.1.1: a header line, and so a subject, is at most 998 characters
 
 
 @dataclass(frozen=True)
@@ -44,4 +45,7 @@ async def render(pool: RenderPool, kind: str, variables: dict[str, Any],
     sources = sources or {}
     out = {part: await pool.render(sources.get(part) or default_source(kind, part), part, variables)
            for part in PARTS}
-    return RenderedMail(subject=" ".join(out["subject"].split()), html=out["html"], text=out["text"])
+    subject = " ".join(out["subject"].split())
+    if len(subject) > MAX_SUBJECT_CHARACTERS:
+        raise ValueError(f"The subject renders to more than {MAX_SUBJECT_CHARACTERS} characters.")
+    return RenderedMail(subject=subject, html=out["html"], text=out["text"])

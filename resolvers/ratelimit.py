@@ -61,9 +61,13 @@ async def hit(ctx: Context, bucket: str, key: str | None, limit: Limit) -> int:
     return count
 
 
+UNKNOWN_CLIENT = "unknown-client"
+
+
 async def hit_ip(ctx: Context, bucket: str, limit: Limit) -> int:
-    """Count one attempt from the requesting client (see :func:`ip_key`)."""
-    return await hit(ctx, bucket, ip_key(ctx.request.ip_address), limit)
+    """Count one attempt from the requesting client (see :func:`ip_key`). Clients whose address is not
+    known (a Unix-socket deployment without a trusted proxy) share one budget: the limit fails closed."""
+    return await hit(ctx, bucket, ip_key(ctx.request.ip_address) or UNKNOWN_CLIENT, limit)
 
 
 async def reset(ctx: Context, bucket: str, key: str, limit: Limit) -> None:

@@ -7,32 +7,25 @@ account exists.
 
 from __future__ import annotations
 
-from resolvers import audit, links, notifications, ratelimit
-from resolvers.context import Context, Limit
+from resolvers import audit, links, mail_requests, notifications, ratelimit
+from resolvers.context import Context
 from resolvers.email_templates import is_https_url
-from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
-from resolvers.identifiers import normalize_identifier, validate_email
+from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems
+from resolvers.identifiers import validate_email
 from resolvers.mail_views import customer_view
 from resolvers.passwords import check_password_policy
 from stores import config, customers, sessions
-from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument, UsernameMode
+from stores.documents import ApplicationDocument, CustomerStatus, PolicyDocument, UsernameMode
 
 PASSWORD_RESET = "password_reset"
+RESET_MAIL = "password_reset_mail"
+REMINDER_MAIL = "username_reminder_mail"
 RESET_TTL_MIN_MINUTES = 5
 RESET_TTL_MAX_MINUTES = 7 * 24 * 60
 
 
 def reset_ttl_minutes(configured: int) -> int:
     return min(RESET_TTL_MAX_MINUTES, max(RESET_TTL_MIN_MINUTES, configured))
-
-
-async def _within_limits(ctx: Context, bucket: str, email_norm: str, per_email: Limit, per_ip: Limit) -> bool:
-    try:
-        await ratelimit.hit_ip(ctx, f"{bucket}-ip", per_ip)
-        await ratelimit.hit(ctx, f"{bucket}-email", email_norm, per_email)
-    except RateLimited:
-        return False
-    return True
 
 
 def _checked_email(email: str) -> str:
@@ -43,22 +36,16 @@ def _checked_email(email: str) -> str:
 
 
 async def request_password_reset(ctx: Context, email: str) -> None:
+    """Accept a reset request; the link is mailed after the answer (``RESET_MAIL``), if an active
+    account has the address. Same answer and work for any address (``resolvers.mail_requests``)."""
     if not ctx.policy.password_reset.enabled:
         raise FeatureDisabled()
-    ctx.defer(_send_reset(ctx, _checked_email(email)))
+    await mail_requests.accept(ctx, RESET_MAIL, "reset", _checked_email(email), ctx.rules.reset_ip)
 
 
-async def _recipient(ctx: Context, bucket: str, email: str, statuses: set[str]) -> CustomerDocument | None:
-    """Whom a recovery email goes to: None when over a limit, unknown, or not in one of ``statuses``."""
-    email_norm = normalize_identifier(email)
-    if not await _within_limits(ctx, bucket, email_norm, ctx.rules.reset_email, ctx.rules.reset_ip):
-        return None
-    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
-    return customer if customer is not None and customer.status in statuses else None
-
-
-async def _send_reset(ctx: Context, email: str) -> None:
-    customer = await _recipient(ctx, "reset", email, {CustomerStatus.ACTIVE})
+async def send_reset_mail(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job behind an accepted reset request."""
+    customer = await mail_requests.recipient(ctx, payload, "reset", ctx.rules.reset_email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
     ttl = reset_ttl_minutes(ctx.policy.password_reset.link_lifetime_minutes)
@@ -133,15 +120,18 @@ async def reset_password(ctx: Context, token: str, new_password: str, confirm_pa
 
 
 async def request_username_reminder(ctx: Context, email: str) -> None:
+    """Accept a reminder request; the username is mailed after the answer (``REMINDER_MAIL``)."""
     if ctx.policy.username_mode != UsernameMode.USERNAME or not ctx.policy.username_reminder.enabled:
         raise FeatureDisabled()
-    ctx.defer(_send_reminder(ctx, _checked_email(email)))
+    await mail_requests.accept(ctx, REMINDER_MAIL, "reminder", _checked_email(email), ctx.rules.reset_ip)
 
 
-async def _send_reminder(ctx: Context, email: str) -> None:
-    # Active accounts only: a pending account's username was typed by whoever registered the address,
-    # and such text never goes to an inbox that has not been verified (resolvers.mail_views).
-    customer = await _recipient(ctx, "reminder", email, {CustomerStatus.ACTIVE})
+async def send_reminder_mail(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job behind an accepted reminder request. Active accounts only: a pending account's username
+    was typed by whoever registered the address, and such text never goes to an inbox that has not been
+    verified (resolvers.mail_views)."""
+    customer = await mail_requests.recipient(ctx, payload, "reminder", ctx.rules.reset_email,
+                                             {CustomerStatus.ACTIVE})
     if customer is None:
         return
     await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")

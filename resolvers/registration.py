@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resolvers import audit, links, ratelimit
+from resolvers import audit, links, mail_requests, ratelimit
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited, RetryLater
 from resolvers.identifiers import name_norm, normalize_identifier, validate_email, validate_username
@@ -16,6 +16,7 @@ from stores.documents import CustomerDocument, CustomerStatus, UsernameMode
 NAME_MAX = 100
 ACTIVATION = "activation"
 REGISTRATION_MAIL = "registration_mail"
+RESEND_MAIL = "activation_resend_mail"
 REGISTRATION_SETTLE_MS = 120_000  # how long a registration's job waits for its account to appear
 
 
@@ -123,8 +124,8 @@ async def send_registration_mail(ctx: Context, payload: dict, job_id: str) -> No
 
 
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
-    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.registration.activation_link_lifetime_minutes, "/activate",
-                            credential_version=customer.credential_version)
+    url = await links.issue(ctx, ACTIVATION, customer.id, ctx.policy.registration.activation_link_lifetime_minutes,
+                            "/activate", credential_version=customer.credential_version)
     await ctx.mailer.send("activation", customer.email, {
         "customer": customer_view(customer), "action_url": url,
         "expires_in_minutes": ctx.policy.registration.activation_link_lifetime_minutes,
@@ -142,22 +143,19 @@ async def activate(ctx: Context, token: str) -> None:
 
 
 async def resend_activation(ctx: Context, email: str) -> None:
-    """Always the same answer; the work happens after the response, so timing tells nothing either."""
+    """Always the same answer, and the same work before it (``resolvers.mail_requests``); a pending
+    account with the address gets a new link after the answer (``RESEND_MAIL``)."""
     problems = Problems()
     email = validate_email(problems, email)
     problems.raise_if_any()
-    ctx.defer(_resend(ctx, email))
+    await mail_requests.accept(ctx, RESEND_MAIL, "resend", email, ctx.rules.activation_resend_ip)
 
 
-async def _resend(ctx: Context, email: str) -> None:
-    email_norm = normalize_identifier(email)
-    try:
-        await ratelimit.hit_ip(ctx, "resend-ip", ctx.rules.activation_resend_ip)
-        await ratelimit.hit(ctx, "resend-email", email_norm, ctx.rules.activation_resend_email)
-    except RateLimited:
-        return
-    customer = await customers.get_by_normalized_email(ctx.application.identity_store_id, email_norm)
-    if customer is not None and customer.status == CustomerStatus.PENDING:
+async def resend_activation_mail(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job behind an accepted re-send request."""
+    customer = await mail_requests.recipient(ctx, payload, "resend", ctx.rules.activation_resend_email,
+                                             {CustomerStatus.PENDING})
+    if customer is not None:
         await send_activation(ctx, customer)
 
 

@@ -158,7 +158,7 @@ def _budgets(ctx: Context, kind: AccountKind, account: Any, identifier_norm: str
         account_key = f"account:{account.id}"
     else:
         account_key = f"identifier:{identifier_norm}"
-    client = ratelimit.ip_key(ctx.request.ip_address) or "-"
+    client = ratelimit.ip_key(ctx.request.ip_address) or ratelimit.UNKNOWN_CLIENT
     return [(f"{kind.name}-login-id-ip", f"{account_key}|{client}", rules.login_identifier_ip),
             (f"{kind.name}-login-id", account_key, rules.login_identifier)]
 
@@ -218,8 +218,10 @@ async def reauthenticate(ctx: Context, password: str) -> SignedIn:
     """Prove it is still you with the password: the session is marked freshly authenticated and gets a
     new token (the old one stops working), returned here.
 
-    Counted against the same budgets as signing in to the account from this client. InvalidCredentials
-    for a wrong password; RateLimited over a budget.
+    Counted against the session's own budget (``login_device``'s numbers), never the account's budget
+    for unknown clients: a session is proof of an earlier sign-in, like a device token, so attacks on
+    the account from elsewhere cannot stop its owner from confirming a change. InvalidCredentials for a
+    wrong password; RateLimited over the budget.
     """
     if ctx.principal is None:
         raise unauthenticated()
@@ -234,7 +236,7 @@ async def reauthenticate(ctx: Context, password: str) -> SignedIn:
     account = await kind.load(ctx.principal.subject_id)
     if account is None or not kind.may_sign_in(account):
         raise unauthenticated()
-    budgets = _budgets(ctx, kind, account, "", None)
+    budgets = [(f"{kind.name}-reauthenticate", f"session:{ctx.principal.session_id}", ctx.rules.login_device)]
     for bucket, key, limit in budgets:
         await ratelimit.hit(ctx, bucket, key, limit)
     if not await ctx.hasher.verify(account.password_hash, password, nfkc=account.password_nfkc):

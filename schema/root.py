@@ -20,7 +20,8 @@ from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
-from schema.validation import BoundedParserCache, DocumentLimits, DocumentValidation, DocumentValidator
+from schema.validation import (MAX_VALIDATION_ERRORS, BoundedParserCache, DocumentLimits, DocumentValidation,
+                               DocumentValidator, MaxDocumentCharacters)
 
 logger = logging.getLogger("gateway.errors")
 
@@ -62,7 +63,8 @@ class ErrorPolicy(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = self._policy(errors)
         if self.hide_suggestions:
-            processed = [without_suggestion(error) for error in processed]
+            document = self.execution_context.query or ""
+            processed = [without_unwritten_names(without_suggestion(error), document) for error in processed]
         return processed
 
     def _policy(self, errors: list[GraphQLError]) -> list[GraphQLError]:
@@ -95,6 +97,28 @@ def without_suggestion(error: GraphQLError) -> GraphQLError:
                         original_error=error.original_error, extensions=error.extensions)
 
 
+QUOTED_NAME = re.compile(r"'([$@A-Za-z_][\w.$@!\[\]]*)'")
+HIDDEN_NAME = "'…'"
+
+
+def without_unwritten_names(error: GraphQLError, document: str) -> GraphQLError:
+    """In production, a request-level error names only what the client wrote itself.
+
+    graphql-core's messages quote schema names the client never typed ("Cannot query field 'x' on
+    type 'Customer'", "Field 'SessionCreateInput.password' of required type 'String!' was not
+    provided"); with introspection off those are how a schema is mapped. Every quoted name that does
+    not appear in the document is replaced by '…'. Errors raised while resolving (they have a path)
+    are the gateway's own messages and pass as they are.
+    """
+    if error.path is not None:
+        return error
+    message = QUOTED_NAME.sub(lambda m: m.group(0) if m.group(1) in document else HIDDEN_NAME, error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(message, nodes=error.nodes, path=error.path, original_error=error.original_error,
+                        extensions=error.extensions)
+
+
 SUBMITTED_VALUE = re.compile(r"got invalid value .*? at", re.DOTALL)
 
 
@@ -117,7 +141,7 @@ class GatewaySchema(strawberry.Schema):
 
     def _get_custom_context_kwargs(self, operation_extensions=None, *, sync: bool = False) -> dict:
         return {**super()._get_custom_context_kwargs(operation_extensions, sync=sync),
-                "hide_suggestions": self.hide_suggestions}
+                "hide_suggestions": self.hide_suggestions, "max_coercion_errors": MAX_VALIDATION_ERRORS}
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         for error in errors:
@@ -128,7 +152,8 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15, max_directives: int = 50,
-                 max_tokens: int = 2000, extra_extensions: Sequence = ()) -> strawberry.Schema:
+                 max_tokens: int = 2000, max_characters: int = 32_768,
+                 extra_extensions: Sequence = ()) -> strawberry.Schema:
     """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent.
 
     Production hides the schema: no introspection, and no "Did you mean ...?" in any message
@@ -139,6 +164,7 @@ def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: 
     validator = DocumentValidator(DocumentLimits(max_depth=max_depth, max_aliases=max_aliases,
                                                  max_directives=max_directives), hide_suggestions=production)
     extensions = [
+        partial(MaxDocumentCharacters, max_characters),
         partial(MaxTokensLimiter, max_token_count=max_tokens),
         BoundedParserCache,
         partial(DocumentValidation, validator),

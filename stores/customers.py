@@ -58,8 +58,8 @@ async def get_by_identifier(store_id: str, identifier_norm: str) -> CustomerDocu
 
     A username never contains "@" and an email always does, so at most one customer matches.
     """
-    raw = await _col().find_one({"store_id": store_id,
-                                 "$or": [{"email_norm": identifier_norm}, {"username_norm": identifier_norm}]})
+    raw = await _col().find_one({"$and": [{"store_id": store_id},
+                                          {"$or": [{"email_norm": identifier_norm}, {"username_norm": identifier_norm}]}]})
     return CustomerDocument.model_validate(raw) if raw else None
 
 
@@ -107,11 +107,13 @@ async def confirm_sign_in(customer_id: str, password_hash: str, credential_versi
     return result.matched_count == 1
 
 
-async def disable(customer_id: str, now_ms: int) -> bool:
-    """Disable an account and bump its credential version in one write. False when it does not exist."""
+async def disable(customer_id: str, now_ms: int, change_id: str | None = None) -> bool:
+    """Disable an account and bump its credential version in one write (``change_id`` names this change,
+    see ``resolvers.notifications``). False when it does not exist."""
     result = await _col().update_one(
         {"_id": customer_id},
-        {"$set": {"status": CustomerStatus.DISABLED, "updated_at_ms": now_ms}, "$inc": {"credential_version": 1}},
+        {"$set": {"status": CustomerStatus.DISABLED, "updated_at_ms": now_ms, "credential_change_id": change_id},
+         "$inc": {"credential_version": 1}},
     )
     return result.matched_count == 1
 

@@ -27,8 +27,13 @@ async def get(session_id: str) -> SessionDocument | None:
 
 
 async def refresh_profile(subject_id: str, profile: dict) -> None:
-    """Copy a customer's changed profile into all of their sessions."""
-    await _col().update_many({"subject_id": subject_id}, {"$set": {"profile": profile}})
+    """Copy a customer's changed profile into all of their sessions.
+
+    Field by field, leaving out ``created_at``: it never changes, and a datetime written by ``$set``
+    would come back from nx-27017 as a string.
+    """
+    changes = {f"profile.{name}": value for name, value in profile.items() if name != "created_at"}
+    await _col().update_many({"subject_id": subject_id}, {"$set": changes})
 
 
 async def touch(session_id: str, now_ms: int, idle_expires_at_ms: int, not_since_ms: int) -> None:
@@ -59,6 +64,21 @@ async def list_active_for_subject(subject_id: str, now: datetime, now_ms: int) -
 async def delete(session_id: str) -> bool:
     result = await _col().delete_one({"_id": session_id})
     return result.deleted_count == 1
+
+
+async def delete_older_than(subject_id: str, credential_version: int, keep: str | None = None) -> int:
+    """End every session of the subject issued under a credential version older than this one (a session
+    written before versions existed counts as older), except ``keep``."""
+    # nx-27017 has no $not: "lower, or missing" is spelled as an $or, and an $or goes in an explicit $and
+    # with the other conditions (nx-27017 mishandles conditions beside an $or).
+    conditions: list[dict] = [{"subject_id": subject_id},
+                              {"$or": [{"credential_version": {"$lt": credential_version}},
+                                       {"credential_version": {"$exists": False}}]}]
+    if keep:
+        conditions.append({"_id": {"$ne": keep}})
+    query = {"$and": conditions}
+    result = await _col().delete_many(query)
+    return result.deleted_count
 
 
 async def delete_for_subject(subject_id: str) -> int:

@@ -34,6 +34,10 @@ def test_settings_come_from_gateway_environment_variables(monkeypatch):
 @pytest.mark.parametrize("public_url", [
     "http://id.example.com", "https://localhost:8443", "https://app.localhost", "https://127.0.0.1",
     "https://127.10.0.1:8443", "https://[::1]:8443", "https://[::ffff:127.0.0.1]", "https://0.0.0.0",
+    # loopback and "this host" in the legacy spellings a browser still reads as IPv4
+    "https://127.1", "https://2130706433", "https://0x7f000001", "https://0177.0.0.1", "https://0",
+    # links are built on it: no user info, query or fragment
+    "https://user:secret@id.example.com", "https://id.example.com/?next=x", "https://id.example.com/#top",
 ])
 def test_production_refuses_an_http_or_loopback_public_url(public_url):
     # given otherwise sound production settings

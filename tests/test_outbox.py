@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pymongo.errors import AutoReconnect
 
 from gateway.mail import body_cipher
@@ -181,3 +183,34 @@ async def test_bodies_are_encrypted_at_rest_and_read_back_whole(runtime):
     # then the stored form shows nothing of it, and unseals to the same mail
     assert "SECRET" not in sealed and "Reset" not in sealed
     assert runtime.mailer.unseal(sealed) == mail
+
+
+REQUESTS = {
+    "password reset": ("mutation($e: String!) { passwordResetRequest(input: {email: $e}) { __typename } }",
+                       "reset your", "active"),
+    "activation re-send": ("mutation($e: String!) { accountActivationResend(email: $e) { __typename } }",
+                           "activate", "pending"),
+}
+
+
+@pytest.mark.parametrize("kind", REQUESTS)
+async def test_an_accepted_mail_request_survives_a_failed_outbox_write(gql, mailbox, runtime, clock, monkeypatch,
+                                                                      kind):
+    # given an account, and an outbox that fails its next write
+    mutation, subject, state = REQUESTS[kind]
+    email = unique_email("durable-request")
+    if state == "active":
+        await active_customer(gql, mailbox, email)
+    else:
+        await register(gql, email)
+        await mailbox.wait_for(email, "activate")
+    before = len(mailbox.to(email))
+    failing_once(monkeypatch, outbox, "insert")
+
+    # when the customer asks for the mail, and is told it is on its way
+    assert "Error" not in assert_no_errors(await gql(mutation, {"e": email})).popitem()[1]["__typename"]
+    await runtime.drain()
+
+    # then the mail arrives once the request's job runs again
+    await run_jobs_later(runtime, clock)
+    await mailbox.wait_for(email, subject, count=before + 1 if state == "pending" else 1)

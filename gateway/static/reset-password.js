@@ -42,7 +42,8 @@
             document.getElementById("expired-section").hidden = false;
           } else if (result.__typename === "PasswordPolicyError") {
             show("reset-error", result.message + " " + result.reasons.map(function (r) {
-              return r.split(": ").slice(1).join(": ") || r; }).join(". ") + ".");
+              var advice = r.split(": ").slice(1).join(": ") || r;  // "TOO_SHORT: use at least 8 characters"
+              return advice.charAt(0).toUpperCase() + advice.slice(1); }).join(". ") + ".");
           } else {
             show("reset-error", result.message);
           }

@@ -100,7 +100,8 @@ async def test_of_concurrently_issued_links_of_one_purpose_exactly_one_is_valid(
     ctx = await runtime.context(client_id=None, principal=None, request=RequestMeta())
 
     # when ten reset links are issued at once
-    urls = await asyncio.gather(*(links.issue(ctx, "password_reset", customer.id, 60, "/reset-password")
+    urls = await asyncio.gather(*(links.issue(ctx, "password_reset", customer.id, 60, "/reset-password",
+                                              credential_version=customer.credential_version)
                                   for _ in range(10)))
 
     # then exactly one of them opens the reset form
@@ -192,3 +193,28 @@ async def test_a_sign_in_racing_a_disable_keeps_no_session(gql, mailbox, runtime
     # then the sign-in fails and no session exists
     assert raced["__typename"] == "InvalidCredentialsError"
     assert await session_count(customer.id) == 0
+
+
+async def test_sessions_before_a_reset_die_even_when_ending_them_at_once_fails(gql, mailbox, runtime, clock,
+                                                                              monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    # given a signed-in customer (say an attacker's session) and a reset link for the owner
+    email = unique_email("purge")
+    old_token = await active_customer(gql, mailbox, email)
+    link = await reset_token(gql, mailbox, email)
+
+    # when the reset goes through but ending the sessions at once fails (the database hiccups)
+    original = sessions.delete_for_subject
+
+    async def fails(*args, **kwargs):
+        raise AutoReconnect("database unavailable (test)")
+
+    monkeypatch.setattr(sessions, "delete_for_subject", fails)
+    await GraphQLClient(gql.http).post(RESET, reset_input(link))
+    monkeypatch.setattr(sessions, "delete_for_subject", original)
+    await runtime.drain()
+
+    # then the new password works and the old session is dead all the same (the change's durable follow-up)
+    assert (await sign_in(gql, email, NEW_PASSWORD))["__typename"] == "SessionCreated"
+    assert_denied(await gql(ME, token=old_token), "UNAUTHENTICATED")

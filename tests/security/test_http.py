@@ -254,3 +254,49 @@ async def test_json_the_parser_cannot_handle_is_a_400_bad_request(http, body):
 
     # then a client error in GraphQL's shape, never a 500
     assert "parse request body as JSON" in assert_bad_request(response)
+
+
+@pytest.mark.parametrize("body", [b'"x"', b"null", b"123", b"true", b"[]",
+                                  json.dumps([{"query": "{ __typename }"}]).encode("utf-16")],
+                         ids=["string", "null", "number", "boolean", "empty-array", "utf-16-batch"])
+async def test_a_json_body_that_is_not_one_object_is_a_400_bad_request(http, body, caplog):
+    # when a body parses as JSON but is not one request object (a batch in UTF-16 included)
+    response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+    # then a client error in GraphQL's shape, never a 500, and nothing logged as an error
+    message = assert_bad_request(response)
+    assert "parse request body as JSON" in message or "Batched operations" in message
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_document_longer_than_the_limit_is_refused_before_it_is_parsed(http, monkeypatch):
+    import graphql
+
+    # given a document that is a handful of tokens but 100 KB long (one comment), and a spy on the parser
+    parsed = []
+    original = graphql.language.parser.Parser.parse_document
+    monkeypatch.setattr(graphql.language.parser.Parser, "parse_document",
+                        lambda self: parsed.append(1) or original(self))
+    long_document = "#" + "x" * 100_000 + "\n{ __typename }"
+
+    # when it is posted, and a document just under the limit too
+    refused = await http.post("/graphql", json={"query": long_document})
+    accepted = await http.post("/graphql", json={"query": "#" + "x" * 32_000 + "\n{ __typename }"})
+
+    # then the long one is refused without being parsed, and the other one works
+    assert refused.json()["errors"][0]["message"] == "The document is too long: at most 32768 characters."
+    assert refused.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert accepted.json() == {"data": {"__typename": "Query"}}
+    assert parsed == [1]
+
+
+async def test_variable_coercion_errors_are_capped(http):
+    # given twenty thousand unknown input fields in a variable
+    document = "mutation M($i: SessionCreateInput!) { sessionCreate(input: $i) { __typename } }"
+    variables = {"i": {"identifier": "a", "password": "b", **{f"x{n}": 1 for n in range(20_000)}}}
+
+    # when it is sent
+    errors = (await http.post("/graphql", json={"query": document, "variables": variables})).json()["errors"]
+
+    # then at most ten errors (and one saying there were more) come back
+    assert len(errors) <= 11, len(errors)

@@ -47,6 +47,7 @@ REFUSED_EMAILS = [
     pytest.param("{tag}\u00addoe@example.com", id="soft-hyphen"),
     pytest.param("{tag}\u115fdoe@example.com", id="hangul-choseong-filler"),  # email-validator lets it through
     pytest.param("{tag}\u202edoe@example.com", id="bidi-right-to-left-override"),
+    pytest.param("{tag}\u2800doe@example.com", id="braille-pattern-blank"),  # renders blank, not default-ignorable
 ]
 
 # Invisible characters that are Unicode letters (category Lo), so a "letters, digits, dots" rule lets them in.

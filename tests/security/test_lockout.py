@@ -167,3 +167,44 @@ async def test_a_known_device_keeps_an_admin_signed_in_through_an_attack(limited
     # then unknown clients are throttled and the admin's device is not
     assert (await admin_attempt(GraphQLClient(http), email, ADMIN_PASSWORD))["__typename"] == "RateLimitedError"
     assert (await admin_attempt(desk, email, ADMIN_PASSWORD, device))["__typename"] == "SessionCreated"
+
+
+REAUTHENTICATE = """
+mutation Reauth($password: String!) {
+  sessionReauthenticate(input: {password: $password}) { __typename ... on SessionReauthenticated { token } }
+}
+"""
+
+
+async def test_an_attack_on_the_account_does_not_stop_its_owner_from_reauthenticating(limited, mailbox):
+    _, http = limited
+    # given an owner signed in on their device
+    email, home, device = await owner_with_device(http, mailbox, "reauth-attack")
+    session = (await attempt(home, email, PASSWORD, device))["token"]
+
+    # when an attacker exhausts the account's budgets for unknown clients, from many addresses and from the
+    # owner's own address
+    for i in range(6):
+        await attempt(GraphQLClient(http), email, f"guess {i}")
+    for i in range(4):
+        await attempt(GraphQLClient(http, ip=home.ip), email, f"guess {i}")
+
+    # then the owner can still confirm a sensitive change from their session
+    renewed = assert_no_errors(await home(REAUTHENTICATE, {"password": PASSWORD}, token=session))
+    assert renewed["sessionReauthenticate"]["__typename"] == "SessionReauthenticated"
+
+
+async def test_reauthentication_guesses_are_limited_per_session(limited, mailbox):
+    _, http = limited
+    # given a stolen session (the thief does not know the password)
+    email, home, device = await owner_with_device(http, mailbox, "reauth-guess")
+    session = (await attempt(home, email, PASSWORD, device))["token"]
+
+    # when the thief guesses the password three times through re-authentication
+    for i in range(3):
+        wrong = assert_no_errors(await home(REAUTHENTICATE, {"password": f"guess {i}"}, token=session))
+        assert wrong["sessionReauthenticate"]["__typename"] == "InvalidCredentialsError"
+
+    # then that session is throttled, even with the right password
+    throttled = assert_no_errors(await home(REAUTHENTICATE, {"password": PASSWORD}, token=session))
+    assert throttled["sessionReauthenticate"]["__typename"] == "RateLimitedError"

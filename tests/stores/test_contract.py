@@ -484,7 +484,29 @@ async def test_refresh_profile_updates_every_session_copy_of_one_customer_only()
     changed = docs[0].profile.model_copy(update={"given_name": "Ada"}).model_dump()
     await sessions.refresh_profile(ada.id, changed)
 
-    # then both of ada's copies carry it, and bob's does not
+    # then both of ada's copies carry it, and bob's does not; the creation time is still a datetime
     for doc, expected in zip(docs, ("Ada", "Ada", None), strict=True):
         raw = await sessions.find_active_by_token_hash(doc.token_hash, now(), epoch_ms(now()))
         assert raw["profile"]["given_name"] == expected
+        assert isinstance(raw["profile"]["created_at"], datetime)
+
+
+async def test_or_of_lt_and_not_exists_matches_lower_and_missing_values_and_ne_keeps_one():
+    # given sessions of one subject at credential versions 0, 1, 2, one written without a version, and one to keep
+    subject, later = uid(), now() + timedelta(hours=1)
+    docs = [session(subject, expires_at=later, idle_ms=epoch_ms(later)) for _ in range(5)]
+    for doc, version in zip(docs, (0, 1, 2, None, 0), strict=True):
+        raw = doc.model_dump(by_alias=True)
+        if version is None:
+            del raw["credential_version"]
+        else:
+            raw["credential_version"] = version
+        await SessionDocument.get_pymongo_collection().insert_one(raw)
+
+    # when the sessions older than version 2 are deleted, keeping the last one
+    deleted = await sessions.delete_older_than(subject, 2, keep=docs[4].id)
+
+    # then versions 0 and 1 and the one without a version went; version 2 and the kept one stay
+    left = {raw["_id"] for raw in await SessionDocument.get_pymongo_collection().find({"subject_id": subject}).to_list()}
+    assert left == {docs[2].id, docs[4].id}, (left, [d.id for d in docs])
+    assert deleted == 3
