@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pyotp
 
-from stores import mfa_challenges
 from tests.flows import PASSWORD, active_customer, admin_token, new_application
 from tests.support import GraphQLClient, assert_denied, assert_no_errors, unique_email
 
@@ -372,7 +371,9 @@ async def test_the_challenge_token_is_stored_only_as_a_hash(gql, mailbox, clock)
     challenge = (await sign_in(gql, email))["challengeToken"]
 
     # when the challenges collection is read
-    stored = await mfa_challenges._col().find({}).to_list()
+    from stores.documents import MfaChallengeDocument
+
+    stored = await MfaChallengeDocument.get_pymongo_collection().find({}).to_list()
 
     # then the token appears nowhere in it
     assert len(challenge) >= 32
