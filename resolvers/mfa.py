@@ -29,6 +29,7 @@ from functools import lru_cache
 
 import pyotp
 from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken as InvalidFernetToken
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -88,8 +89,14 @@ def _cipher(secret_key: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def _totp(ctx: Context, factor: MfaFactorDocument) -> pyotp.TOTP:
-    return pyotp.TOTP(_cipher(ctx.rules.secret_key).decrypt(factor.secret.encode()).decode(), digits=TOTP_DIGITS)
+def _totp(ctx: Context, factor: MfaFactorDocument) -> pyotp.TOTP | None:
+    """The factor's generator; None when its secret cannot be decrypted (``GATEWAY_SECRET_KEY`` changed):
+    such a factor accepts no code, and the customer signs in with another factor and enrols again."""
+    try:
+        secret = _cipher(ctx.rules.secret_key).decrypt((factor.secret or "").encode()).decode()
+    except InvalidFernetToken:
+        return None
+    return pyotp.TOTP(secret, digits=TOTP_DIGITS)
 
 
 def _digits(code: str, length: int) -> str | None:
@@ -117,8 +124,10 @@ def _step(ctx: Context) -> int:
     return int(ctx.now().timestamp()) // 30
 
 
-def _matching_step(ctx: Context, totp: pyotp.TOTP, code: str) -> int | None:
+def _matching_step(ctx: Context, totp: pyotp.TOTP | None, code: str) -> int | None:
     """The time step within ±TOTP_WINDOW whose code this is, latest first; None if none."""
+    if totp is None:
+        return None
     now = _step(ctx)
     for step in range(now + TOTP_WINDOW, now - TOTP_WINDOW - 1, -1):
         if hmac.compare_digest(totp.generate_otp(step), code):
@@ -350,7 +359,7 @@ async def start_sign_in(ctx: Context, customer: CustomerDocument, factors: list[
     await mfa_challenges.insert(challenge)
     sent = False
     if FactorType.EMAIL_OTP in factors and FactorType.TOTP not in factors:
-        sent = await _mail_code(ctx, challenge, customer)
+        sent = await _mail_code(ctx, challenge, customer) is not None
     await audit.record(ctx, "customer.mfa_challenged", subject_id=customer.id, actor_kind="public",
                        factors=[f.value for f in factors])
     return Challenge(token=token, factors=factors, expires_at_ms=epoch(challenge.expires_at), code_sent=sent)
@@ -365,20 +374,20 @@ def password_digest(password_hash: str | None) -> str | None:
     return token_hash(password_hash) if password_hash else None
 
 
-async def _mail_code(ctx: Context, challenge: MfaChallengeDocument, customer: CustomerDocument) -> bool:
-    """Mail a new code for this challenge (replacing an earlier one); False when the challenge has sent
-    its share. Also limited per account (``GATEWAY_MFA_EMAIL_CODE_*``)."""
+async def _mail_code(ctx: Context, challenge: MfaChallengeDocument, customer: CustomerDocument) -> int | None:
+    """Mail a new code for this challenge (replacing an earlier one) and return when it expires (epoch ms);
+    None when the challenge has sent its share. Also limited per account (``GATEWAY_MFA_EMAIL_CODE_*``)."""
     await ratelimit.hit(ctx, "customer-mfa-email-code", customer.id, ctx.rules.mfa_email_code)
     code = f"{secrets.randbelow(10 ** EMAIL_CODE_DIGITS):0{EMAIL_CODE_DIGITS}d}"
     expires_at_ms = min(ctx.now_ms() + EMAIL_CODE_MINUTES * 60_000, epoch(challenge.expires_at))
     if not await mfa_challenges.set_email_code(challenge.id, token_hash(code), expires_at_ms, ctx.now(),
                                                EMAIL_CODES_PER_CHALLENGE):
-        return False
+        return None
     minutes = max(1, (expires_at_ms - ctx.now_ms()) // 60_000)
     await ctx.mailer.send(CODE_MAIL, customer.email, {"customer": customer_view(customer), "code": code,
                                                       "expires_in_minutes": minutes},
                           ctx.application, customer.locale)
-    return True
+    return expires_at_ms
 
 
 async def send_sign_in_code(ctx: Context, challenge_token: str) -> int:
@@ -394,9 +403,10 @@ async def send_sign_in_code(ctx: Context, challenge_token: str) -> int:
     customer = await customers.get(challenge.customer_id)
     if customer is None:
         raise InvalidToken("This sign-in has expired or ended. Please sign in again.")
-    if not await _mail_code(ctx, challenge, customer):
+    expires_at_ms = await _mail_code(ctx, challenge, customer)
+    if expires_at_ms is None:
         raise RateLimited(int((epoch(challenge.expires_at) - ctx.now_ms()) / 1000))
-    return min(ctx.now_ms() + EMAIL_CODE_MINUTES * 60_000, epoch(challenge.expires_at))
+    return expires_at_ms
 
 
 def challenge_key(token: object) -> str | None:
@@ -426,8 +436,7 @@ async def send_reauthentication_code(ctx: Context) -> int:
         credential_version=customer.credential_version, factors=[FactorType.EMAIL_OTP], created_at=now,
         expires_at=now + timedelta(minutes=REAUTHENTICATION_CHALLENGE_MINUTES))
     await mfa_challenges.replace(challenge)
-    await _mail_code(ctx, challenge, customer)
-    return min(ctx.now_ms() + EMAIL_CODE_MINUTES * 60_000, epoch(challenge.expires_at))
+    return await _mail_code(ctx, challenge, customer)  # a fresh challenge: its first code always goes
 
 
 def _signed_in_customer(ctx: Context) -> str:

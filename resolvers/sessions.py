@@ -202,6 +202,17 @@ def _budgets(ctx: Context, kind: AccountKind, account: Any, identifier_norm: str
             (f"{kind.name}-login-id", account_key, rules.login_identifier)]
 
 
+async def _count(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
+    """Count one attempt against each budget (before the check it guards); RateLimited over any."""
+    for bucket, key, limit in budgets:
+        await ratelimit.hit(ctx, bucket, key, limit)
+
+
+async def _clear(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
+    for bucket, key, limit in budgets:
+        await ratelimit.reset(ctx, bucket, key, limit)
+
+
 async def _failed(ctx: Context, kind: AccountKind, account: Any) -> InvalidCredentials:
     await audit.record(ctx, f"{kind.name}.login_failed", subject_id=account.id if account else None,
                        actor_kind="public")
@@ -224,8 +235,7 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
     await ratelimit.hit_ip(ctx, f"{kind.name}-login-ip", ctx.rules.login_ip)
     account = await kind.find(ctx, identifier_norm)
     budgets = _budgets(ctx, kind, account, identifier_norm, device_token)
-    for bucket, key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, key, limit)
+    await _count(ctx, budgets)
     nfkc = account.password_nfkc if account is not None else True
     ok = await ctx.hasher.verify(account.password_hash if account else None, password, nfkc=nfkc)
     if not ok or account is None or not kind.may_sign_in(account):
@@ -241,8 +251,7 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
     if not await kind.confirm(account.id, account.password_hash, account.credential_version, ctx.now_ms(), new_hash):
         await sessions.delete(session.id)  # the credentials changed while we checked them
         raise await _failed(ctx, kind, account)
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await _clear(ctx, budgets)
     await audit.record(ctx, f"{kind.name}.login_succeeded", subject_id=account.id, actor_kind=kind.name,
                        actor_id=account.id, session_id=session.id)
     return SignedIn(token, session, devices.issue(ctx.rules, kind.name, account.id, account.credential_version))
@@ -279,7 +288,8 @@ async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | No
     problems.raise_if_any()
     await ratelimit.hit_ip(ctx, "customer-login-ip", ctx.rules.login_ip)
     challenge = await mfa_challenges.count_attempt({"token_hash": key}, ctx.now(), mfa.MAX_ATTEMPTS)
-    if challenge is None or challenge.purpose != MfaChallengePurpose.SIGN_IN:
+    if challenge is None or challenge.purpose != MfaChallengePurpose.SIGN_IN \
+            or challenge.application_id != ctx.application.id:  # a session is made under the sign-in's policy
         raise InvalidToken(CHALLENGE_ENDED)
     customer = await customers.get(challenge.customer_id)
     if customer is None or customer.status != CustomerStatus.ACTIVE \
@@ -288,8 +298,7 @@ async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | No
         await mfa_challenges.delete(challenge.id)
         raise InvalidToken(CHALLENGE_ENDED)
     budgets = _budgets(ctx, CUSTOMERS, customer, "", None, device=challenge.device)
-    for bucket, budget_key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, budget_key, limit)
+    await _count(ctx, budgets)
     if factor not in challenge.factors or not await mfa.check_code(ctx, customer.id, factor, code, challenge):
         if challenge.attempts >= mfa.MAX_ATTEMPTS:
             await mfa_challenges.delete(challenge.id)
@@ -304,8 +313,7 @@ async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | No
                                            ctx.now_ms()):
         await sessions.delete(session.id)  # the credentials changed while we checked the code
         raise await _failed(ctx, CUSTOMERS, customer)
-    for bucket, budget_key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, budget_key, limit)
+    await _clear(ctx, budgets)
     await audit.record(ctx, "customer.login_succeeded", subject_id=customer.id, actor_kind=CUSTOMER,
                        actor_id=customer.id, session_id=session.id, factor=factor.value)
     return SignedIn(token, session, devices.issue(ctx.rules, CUSTOMER, customer.id, customer.credential_version))
@@ -354,8 +362,7 @@ async def reauthenticate(ctx: Context, password: str | None = None, factor: Fact
     if account is None or not kind.may_sign_in(account):
         raise unauthenticated()
     budgets = _budgets(ctx, kind, account, "", None)
-    for bucket, key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, key, limit)
+    await _count(ctx, budgets)
     if by_code:
         ok = await _reauthentication_code(ctx, account, factor, code)
     else:
@@ -367,8 +374,7 @@ async def reauthenticate(ctx: Context, password: str | None = None, factor: Fact
     token = new_session_token(kind.name)
     if not await sessions.rotate(ctx.principal.session_id, ctx.principal.token_hash, token_hash(token), ctx.now_ms()):
         raise unauthenticated()  # the session ended, or was rotated by a concurrent request
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await _clear(ctx, budgets)
     await audit.record(ctx, f"{kind.name}.reauthenticated", subject_id=account.id,
                        session_id=ctx.principal.session_id, method=factor.value if by_code else "password")
     session = await sessions.get(ctx.principal.session_id)
@@ -380,13 +386,11 @@ async def check_own_password(ctx: Context, customer: CustomerDocument, password:
     password). Counted against the account's sign-in budgets for this client first; a right one clears them."""
     ctx.hasher.check_capacity()
     budgets = _budgets(ctx, CUSTOMERS, customer, "", None)
-    for bucket, key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, key, limit)
+    await _count(ctx, budgets)
     if not await ctx.hasher.verify(customer.password_hash, password, nfkc=customer.password_nfkc):
         await audit.record(ctx, "customer.password_check_failed", subject_id=customer.id)
         raise InvalidCredentials("Your current password is not right.", field="currentPassword")
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await _clear(ctx, budgets)
 
 
 async def _reauthentication_code(ctx: Context, customer: CustomerDocument, factor: FactorType, code: str) -> bool:
