@@ -588,3 +588,17 @@ async def test_codes_count_against_the_accounts_sign_in_budget_like_passwords(se
 
         # then the fourth is over the budget, though the challenge itself had attempts left
         assert answers == ["InvalidCredentialsError"] * 3 + ["RateLimitedError"]
+
+
+async def test_a_challenge_completes_only_in_the_application_that_made_it(gql, mailbox, clock, runtime):
+    # given a customer with an authenticator app who signed in with the password in the default application
+    email, _, secret, _ = await totp_customer(gql, mailbox, clock, "other-app")
+    clock.advance(seconds=30)
+    challenge = (await sign_in(gql, email))["challengeToken"]
+    _, client_id = await new_application(runtime, sessions={"absolute_lifetime_minutes": 60 * 24 * 365})
+
+    # when the code is sent to another application (with its own session policy)
+    elsewhere = await verify(gql, challenge, "TOTP", totp_code(secret, clock), headers={"x-application-id": client_id})
+
+    # then no session is made under that application's policy
+    assert elsewhere["__typename"] == "InvalidTokenError"
