@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     password_reset_ip_attempts: int = 30
     password_reset_window_seconds: int = 3600
     password_reset_token_attempts: int = 10
+    # Emailed second-factor codes (sign-in and re-authentication) per account per window.
+    mfa_email_code_attempts: int = 5
+    mfa_email_code_window_seconds: int = 900
 
     # GraphQL limits
     graphql_max_depth: int = 12

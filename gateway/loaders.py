@@ -11,8 +11,8 @@ from functools import cached_property
 from strawberry.dataloader import DataLoader
 
 from resolvers.context import Clock, epoch_ms
-from stores import customers, sessions
-from stores.documents import CustomerDocument, SessionDocument
+from stores import customers, mfa, sessions
+from stores.documents import CustomerDocument, MfaFactorDocument, SessionDocument
 
 
 class Loaders:
@@ -27,6 +27,10 @@ class Loaders:
     def sessions(self) -> DataLoader[str, list[SessionDocument]]:
         return DataLoader(self._sessions)
 
+    @cached_property
+    def mfa_factors(self) -> DataLoader[str, list[MfaFactorDocument]]:
+        return DataLoader(self._mfa_factors)
+
     async def _customers(self, ids: Sequence[str]) -> list[CustomerDocument | None]:
         found = await customers.get_many(ids)
         return [found.get(i) for i in ids]
@@ -35,3 +39,7 @@ class Loaders:
         now = self._clock.now()
         found = await sessions.list_active_for_subjects(subject_ids, now, epoch_ms(now))
         return [found.get(i, []) for i in subject_ids]
+
+    async def _mfa_factors(self, customer_ids: Sequence[str]) -> list[list[MfaFactorDocument]]:
+        found = await mfa.list_for_customers(customer_ids)
+        return [found.get(i, []) for i in customer_ids]

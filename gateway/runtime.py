@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import notifications, recovery, registration
+from resolvers import mfa, notifications, recovery, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -34,7 +34,8 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 registration.RESEND_MAIL: registration.resend_activation_mail,
                 recovery.RESET_MAIL: recovery.send_reset_mail,
                 recovery.REMINDER_MAIL: recovery.send_reminder_mail,
-                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
+                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
+                mfa.MFA_NOTICE: mfa.send_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 SWEEP_INTERVAL_SECONDS = 5.0  # how often every instance retries due mail and runs due jobs
@@ -77,6 +78,7 @@ def build_rules(settings: Settings) -> Rules:
         reset_email=limit(settings.password_reset_email_attempts, settings.password_reset_window_seconds),
         reset_ip=limit(settings.password_reset_ip_attempts, settings.password_reset_window_seconds),
         reset_token=limit(settings.password_reset_token_attempts, settings.password_reset_window_seconds),
+        mfa_email_code=limit(settings.mfa_email_code_attempts, settings.mfa_email_code_window_seconds),
     )
 
 

@@ -83,6 +83,7 @@ class Rules:
     reset_email: Limit
     reset_ip: Limit
     reset_token: Limit
+    mfa_email_code: Limit = Limit(5, 900)  # emailed second-factor codes per account
 
 
 @dataclass(frozen=True)

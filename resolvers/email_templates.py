@@ -44,6 +44,9 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                        "expires_in_minutes": 60},
     "password_changed": {"customer": SAMPLE_CUSTOMER},
     "username_reminder": {"customer": SAMPLE_CUSTOMER},
+    "mfa_code": {"customer": SAMPLE_CUSTOMER, "code": "123456", "expires_in_minutes": 10},
+    "mfa_factor_added": {"customer": SAMPLE_CUSTOMER, "factor": "Authenticator app"},
+    "mfa_factor_removed": {"customer": SAMPLE_CUSTOMER, "factor": "Authenticator app"},
 }
 
 

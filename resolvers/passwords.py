@@ -141,3 +141,58 @@ def check_password(password: str, *, min_length: int = 8, max_length: int = MAX_
         reasons.append("CONTAINS_IDENTIFIER: do not use your email or username as your password")
     if reasons:
         raise PasswordPolicyViolation(reasons, field=field)
+
+
+async def change_password(ctx, current_password: str, new_password: str, confirm_password: str) -> int:
+    """The signed-in customer changes their password (``ctx``: a ``resolvers.context.Context``).
+
+    Needs a recent authentication, and the current password (counted against the account's sign-in
+    budgets, like a sign-in). The new hash is written with a bumped credential version, only if the
+    credentials did not change meanwhile; a "password changed" notice is written before (a durable
+    job) and sent for this change only; then every other session of the customer ends and this one
+    stays. Returns how many sessions ended.
+
+    FeatureDisabled (area off, passwordless policy, account without a password);
+    ReauthenticationRequired; InvalidInput (``currentPassword``/``newPassword``/``confirmPassword``
+    REQUIRED, ``confirmPassword`` MISMATCH); PasswordPolicyViolation (on ``newPassword``);
+    InvalidCredentials (wrong current password, or the password changed meanwhile); RateLimited.
+    """
+    # Imported here: resolvers.context imports this module (for PasswordHasher) before these exist.
+    from resolvers import audit, notifications
+    from resolvers import sessions as sign_in
+    from resolvers.errors import FeatureDisabled, InvalidCredentials, Problems, unauthenticated
+    from resolvers.self_service import Area, own_account
+    from stores import customers, sessions
+
+    customer_id = own_account(ctx, Area.SECURITY_SETTINGS)
+    if ctx.policy.passwordless:
+        raise FeatureDisabled("This application signs customers in without a password.")
+    sign_in.require_recent_authentication(ctx)
+    problems = Problems()
+    for name, value in (("currentPassword", current_password), ("newPassword", new_password),
+                        ("confirmPassword", confirm_password)):
+        if not value:
+            problems.add(name, "REQUIRED", "Enter a password.")
+        elif len(value) > sign_in.MAX_PASSWORD_INPUT:
+            problems.add(name, "TOO_LONG", f"Use at most {sign_in.MAX_PASSWORD_INPUT} characters.")
+    if new_password and confirm_password and new_password != confirm_password:
+        problems.add("confirmPassword", "MISMATCH", "The two new passwords are not the same.")
+    problems.raise_if_any()
+    customer = await customers.get(customer_id)
+    if customer is None:
+        raise unauthenticated()
+    if customer.password_hash is None:
+        raise FeatureDisabled("This account has no password to change.")
+    check_password_policy(new_password, ctx.policy.password_policy, field="newPassword",
+                          context=(customer.email, customer.email.split("@")[0], customer.username))
+    await sign_in.check_own_password(ctx, customer, current_password)
+    password_hash = await ctx.hasher.hash(new_password)
+    change_id = await notifications.prepare_credential_notice(ctx, customer.id, "password_changed")
+    if not await customers.set_password(customer.id, password_hash, customer.credential_version, ctx.now_ms(),
+                                        change_id):
+        raise InvalidCredentials("Your password was changed meanwhile. Sign in again.")
+    ctx.jobs.start(change_id)
+    ended = await sessions.delete_others(customer.id, ctx.principal.session_id)
+    await sessions.set_credential_version(ctx.principal.session_id, customer.credential_version + 1)
+    await audit.record(ctx, "customer.password_changed", subject_id=customer.id, sessions_ended=ended)
+    return ended

@@ -22,6 +22,14 @@ version, still allowed to sign in) records the sign-in and stores any rehash; if
 nothing, the session is deleted and the sign-in fails. A password change bumps the version and then
 ends every session, so in every interleaving the sign-in that verified the old password ends up
 with no session.
+
+With a second factor (``resolvers.mfa``: the customer has one, or the policy requires one) the
+password step writes no session: it creates a challenge (random token stored as SHA-256, 5 minutes,
+bound to the credential version and a digest of the password hash it verified) and answers
+:class:`MfaRequired`. The budgets are not cleared then. :func:`verify_mfa` counts each code against
+the challenge (the fifth wrong one ends it) and against the same budgets as a password, before
+checking it; a right code is used up once, and only then is the session written, followed by the
+same conditional ``confirm_sign_in``.
 """
 
 from __future__ import annotations
@@ -29,13 +37,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
-from resolvers import audit, devices, ratelimit
+import ua_parser
+
+from resolvers import audit, devices, mfa, ratelimit
 from resolvers.context import Clock, Context, Principal, Rules, epoch_ms
 from resolvers.errors import (
     AccountNotActivated,
     InvalidCredentials,
+    InvalidToken,
+    NotFound,
     Problems,
     ReauthenticationRequired,
     unauthenticated,
@@ -43,8 +56,18 @@ from resolvers.errors import (
 from resolvers.identifiers import identifier_key
 from resolvers.roles import permissions_of
 from resolvers.security import is_text, new_id, new_session_token, token_hash
-from stores import admins, customers, sessions
-from stores.documents import CustomerDocument, CustomerProfile, CustomerStatus, SessionDocument, SessionPolicy
+from resolvers.self_service import Area, own_account
+from stores import admins, customers, mfa_challenges, sessions
+from stores import mfa as mfa_factors
+from stores.documents import (
+    CustomerDocument,
+    CustomerProfile,
+    CustomerStatus,
+    FactorType,
+    MfaChallengePurpose,
+    SessionDocument,
+    SessionPolicy,
+)
 
 MAX_IDENTIFIER = 320
 MAX_PASSWORD_INPUT = 1024
@@ -91,6 +114,20 @@ class SignedIn:
     token: str
     session: SessionDocument
     device_token: str = ""
+
+
+@dataclass(frozen=True)
+class MfaRequired:
+    """The password was right; ``verify_mfa`` with one of ``factors`` completes the sign-in."""
+
+    challenge_token: str
+    factors: list[FactorType]
+    expires_at_ms: int
+    code_sent: bool  # an emailed code is on its way
+
+
+WRONG_CODE = "The code is not right."
+CHALLENGE_ENDED = "This sign-in has expired or ended. Please sign in again."
 
 
 def _ttl(rules: Rules, kind: str, policy: SessionPolicy | None = None) -> tuple[int, int]:
@@ -148,11 +185,13 @@ async def create_session(ctx: Context, kind: str, subject_id: str, profile: Cust
 
 
 def _budgets(ctx: Context, kind: AccountKind, account: Any, identifier_norm: str,
-             device_token: str | None) -> list[tuple[str, str, Any]]:
-    """The counters this attempt is counted against, besides the per-IP one: (bucket, key, limit)."""
+             device_token: str | None, *, device: str | None = None) -> list[tuple[str, str, Any]]:
+    """The counters this attempt is counted against, besides the per-IP one: (bucket, key, limit).
+
+    ``device``: a device already recognised from its token (a second-factor step of its sign-in)."""
     rules = ctx.rules
     if account is not None:
-        device = devices.recognise(rules, device_token, kind.name, account.id, account.credential_version)
+        device = device or devices.recognise(rules, device_token, kind.name, account.id, account.credential_version)
         if device is not None:
             return [(f"{kind.name}-login-device", device, rules.login_device)]
         account_key = f"account:{account.id}"
@@ -163,6 +202,23 @@ def _budgets(ctx: Context, kind: AccountKind, account: Any, identifier_norm: str
             (f"{kind.name}-login-id", account_key, rules.login_identifier)]
 
 
+def _session_budget(ctx: Context, kind: AccountKind) -> list[tuple[str, str, Any]]:
+    """The budget of password or code checks made from a signed-in session (re-authentication, a
+    password change's current password): its own, with a known device's numbers."""
+    return [(f"{kind.name}-reauthenticate", f"session:{ctx.principal.session_id}", ctx.rules.login_device)]
+
+
+async def _count(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
+    """Count one attempt against each budget (before the check it guards); RateLimited over any."""
+    for bucket, key, limit in budgets:
+        await ratelimit.hit(ctx, bucket, key, limit)
+
+
+async def _clear(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
+    for bucket, key, limit in budgets:
+        await ratelimit.reset(ctx, bucket, key, limit)
+
+
 async def _failed(ctx: Context, kind: AccountKind, account: Any) -> InvalidCredentials:
     await audit.record(ctx, f"{kind.name}.login_failed", subject_id=account.id if account else None,
                        actor_kind="public")
@@ -170,13 +226,14 @@ async def _failed(ctx: Context, kind: AccountKind, account: Any) -> InvalidCrede
 
 
 async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
-                  device_token: str | None = None) -> SignedIn:
+                  device_token: str | None = None) -> SignedIn | MfaRequired:
     """Sign a customer (``kind_name="customer"``) or an admin in.
 
     Unknown account, wrong password and disabled account give the same InvalidCredentials, with the
     same work: an unknown account is verified against a dummy hash. A customer who has not activated
     is told so only after the right password. Raises RateLimited when a counter is over its limit
-    (see the module docstring) or when the hash threads are saturated.
+    (see the module docstring) or when the hash threads are saturated. A customer who must give a
+    second factor gets :class:`MfaRequired` and no session (see :func:`verify_mfa`).
     """
     kind = KINDS[kind_name]
     identifier_norm = _credentials(identifier, password, kind.identifier_field)
@@ -184,8 +241,7 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
     await ratelimit.hit_ip(ctx, f"{kind.name}-login-ip", ctx.rules.login_ip)
     account = await kind.find(ctx, identifier_norm)
     budgets = _budgets(ctx, kind, account, identifier_norm, device_token)
-    for bucket, key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, key, limit)
+    await _count(ctx, budgets)
     nfkc = account.password_nfkc if account is not None else True
     ok = await ctx.hasher.verify(account.password_hash if account else None, password, nfkc=nfkc)
     if not ok or account is None or not kind.may_sign_in(account):
@@ -193,15 +249,80 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
     if kind is CUSTOMERS and account.status != CustomerStatus.ACTIVE:
         raise AccountNotActivated()
     new_hash = await ctx.hasher.hash(password) if not nfkc or ctx.hasher.needs_rehash(account.password_hash) else None
+    if kind is CUSTOMERS:
+        factors = mfa.offered_factors(ctx.policy, await mfa_factors.list_for_customer(account.id))
+        if factors:
+            return await _challenge(ctx, account, factors, budgets, new_hash)
     token, session = await create_session(ctx, kind.name, account.id, kind.profile(account), account.credential_version)
     if not await kind.confirm(account.id, account.password_hash, account.credential_version, ctx.now_ms(), new_hash):
         await sessions.delete(session.id)  # the credentials changed while we checked them
         raise await _failed(ctx, kind, account)
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await _clear(ctx, budgets)
     await audit.record(ctx, f"{kind.name}.login_succeeded", subject_id=account.id, actor_kind=kind.name,
                        actor_id=account.id, session_id=session.id)
     return SignedIn(token, session, devices.issue(ctx.rules, kind.name, account.id, account.credential_version))
+
+
+async def _challenge(ctx: Context, account: CustomerDocument, factors: list[FactorType],
+                     budgets: list[tuple[str, str, Any]], new_hash: str | None) -> MfaRequired:
+    """The password step of a sign-in that needs a second factor: a challenge, no session, budgets kept.
+
+    A rehash the password step found due is written now (the code step never sees the password), under
+    the same condition as at a full sign-in; the challenge is then bound to the new hash."""
+    if new_hash is not None:
+        if not await customers.confirm_sign_in(account.id, account.password_hash, account.credential_version,
+                                               ctx.now_ms(), new_hash):
+            raise await _failed(ctx, CUSTOMERS, account)
+        account = account.model_copy(update={"password_hash": new_hash})
+    device = next((key for bucket, key, _ in budgets if bucket == "customer-login-device"), None)
+    challenge = await mfa.start_sign_in(ctx, account, factors, device)
+    return MfaRequired(challenge.token, challenge.factors, challenge.expires_at_ms, challenge.code_sent)
+
+
+async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | None, code: str | None) -> SignedIn:
+    """Complete a sign-in with a second factor's code.
+
+    Each code counts against the challenge (the fifth wrong one ends it) and against the account's
+    sign-in budgets (those of the password step's client), before it is checked. InvalidCredentials
+    for a wrong (or already used) code; InvalidToken for an unknown, expired or ended challenge, or
+    when the account's credentials changed since the password step; RateLimited over a budget.
+    """
+    problems = mfa.code_problems(factor, code)
+    key = mfa.challenge_key(challenge_token)
+    if key is None:
+        problems.add("challengeToken", "REQUIRED", "Sign in with your password first.")
+    problems.raise_if_any()
+    await ratelimit.hit_ip(ctx, "customer-login-ip", ctx.rules.login_ip)
+    challenge = await mfa_challenges.count_attempt({"token_hash": key}, ctx.now(), mfa.MAX_ATTEMPTS)
+    if challenge is None or challenge.purpose != MfaChallengePurpose.SIGN_IN \
+            or challenge.application_id != ctx.application.id:  # a session is made under the sign-in's policy
+        raise InvalidToken(CHALLENGE_ENDED)
+    customer = await customers.get(challenge.customer_id)
+    if customer is None or customer.status != CustomerStatus.ACTIVE \
+            or customer.credential_version != challenge.credential_version \
+            or mfa.password_digest(customer.password_hash) != challenge.password_hash_digest:
+        await mfa_challenges.delete(challenge.id)
+        raise InvalidToken(CHALLENGE_ENDED)
+    budgets = _budgets(ctx, CUSTOMERS, customer, "", None, device=challenge.device)
+    await _count(ctx, budgets)
+    if factor not in challenge.factors or not await mfa.check_code(ctx, customer.id, factor, code, challenge):
+        if challenge.attempts >= mfa.MAX_ATTEMPTS:
+            await mfa_challenges.delete(challenge.id)
+        await audit.record(ctx, "customer.mfa_failed", subject_id=customer.id, actor_kind="public",
+                           factor=factor.value, attempt=challenge.attempts)
+        raise InvalidCredentials(WRONG_CODE, field="code")
+    if not await mfa_challenges.consume(challenge.id):
+        raise InvalidToken(CHALLENGE_ENDED)  # a concurrent request completed it
+    token, session = await create_session(ctx, CUSTOMER, customer.id, profile_of(customer),
+                                          customer.credential_version)
+    if not await customers.confirm_sign_in(customer.id, customer.password_hash, customer.credential_version,
+                                           ctx.now_ms()):
+        await sessions.delete(session.id)  # the credentials changed while we checked the code
+        raise await _failed(ctx, CUSTOMERS, customer)
+    await _clear(ctx, budgets)
+    await audit.record(ctx, "customer.login_succeeded", subject_id=customer.id, actor_kind=CUSTOMER,
+                       actor_id=customer.id, session_id=session.id, factor=factor.value)
+    return SignedIn(token, session, devices.issue(ctx.rules, CUSTOMER, customer.id, customer.credential_version))
 
 
 def require_recent_authentication(ctx: Context) -> None:
@@ -214,43 +335,90 @@ def require_recent_authentication(ctx: Context) -> None:
         raise ReauthenticationRequired(max_age)
 
 
-async def reauthenticate(ctx: Context, password: str) -> SignedIn:
-    """Prove it is still you with the password: the session is marked freshly authenticated and gets a
-    new token (the old one stops working), returned here.
+async def reauthenticate(ctx: Context, password: str | None = None, factor: FactorType | None = None,
+                         code: str | None = None) -> SignedIn:
+    """Prove it is still you, with the password or with a second factor's code (``factor`` and ``code``):
+    the session is marked freshly authenticated and gets a new token (the old one stops working),
+    returned here.
 
-    Counted against the session's own budget (``login_device``'s numbers), never the account's budget
-    for unknown clients: a session is proof of an earlier sign-in, like a device token, so attacks on
-    the account from elsewhere cannot stop its owner from confirming a change. InvalidCredentials for a
-    wrong password; RateLimited over the budget.
+    A customer may use the factors sign-in would ask them for (and an emailed code when the account has
+    no password; ``mfa.send_reauthentication_code`` mails it). Counted against the session's own budget
+    (``login_device``'s numbers), never the account's budget for unknown clients: a session is proof of
+    an earlier sign-in, like a device token, so attacks on the account from elsewhere cannot stop its
+    owner from confirming a change. InvalidInput unless exactly one of the two ways is given;
+    InvalidCredentials for a wrong password or code; RateLimited over the budget.
     """
     if ctx.principal is None:
         raise unauthenticated()
     kind = KINDS[ctx.principal.kind]
+    by_code = factor is not None or code is not None
     problems = Problems()
-    if not password:
+    if password is not None and by_code:
+        problems.add("password", "INVALID", "Give either your password, or a factor and its code.")
+    elif by_code:
+        problems = mfa.code_problems(factor, code)
+        if kind is not CUSTOMERS:
+            problems.add("factor", "INVALID", "Administrators confirm it is them with their password.")
+    elif not password:
         problems.add("password", "REQUIRED", "Enter your password.")
     elif len(password) > MAX_PASSWORD_INPUT or not is_text(password):
         problems.add("password", "INVALID", "Enter your password.")
     problems.raise_if_any()
-    ctx.hasher.check_capacity()
+    if not by_code:
+        ctx.hasher.check_capacity()
     account = await kind.load(ctx.principal.subject_id)
     if account is None or not kind.may_sign_in(account):
         raise unauthenticated()
-    budgets = [(f"{kind.name}-reauthenticate", f"session:{ctx.principal.session_id}", ctx.rules.login_device)]
-    for bucket, key, limit in budgets:
-        await ratelimit.hit(ctx, bucket, key, limit)
-    if not await ctx.hasher.verify(account.password_hash, password, nfkc=account.password_nfkc):
-        await audit.record(ctx, f"{kind.name}.reauthentication_failed", subject_id=account.id)
-        raise InvalidCredentials()
+    budgets = _session_budget(ctx, kind)
+    await _count(ctx, budgets)
+    if by_code:
+        ok = await _reauthentication_code(ctx, account, factor, code)
+    else:
+        ok = await ctx.hasher.verify(account.password_hash, password, nfkc=account.password_nfkc)
+    if not ok:
+        await audit.record(ctx, f"{kind.name}.reauthentication_failed", subject_id=account.id,
+                           method=factor.value if by_code else "password")
+        raise InvalidCredentials(WRONG_CODE, field="code") if by_code else InvalidCredentials()
     token = new_session_token(kind.name)
     if not await sessions.rotate(ctx.principal.session_id, ctx.principal.token_hash, token_hash(token), ctx.now_ms()):
         raise unauthenticated()  # the session ended, or was rotated by a concurrent request
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await _clear(ctx, budgets)
     await audit.record(ctx, f"{kind.name}.reauthenticated", subject_id=account.id,
-                       session_id=ctx.principal.session_id)
+                       session_id=ctx.principal.session_id, method=factor.value if by_code else "password")
     session = await sessions.get(ctx.principal.session_id)
     return SignedIn(token, session)
+
+
+async def check_own_password(ctx: Context, customer: CustomerDocument, password: str) -> None:
+    """InvalidCredentials unless ``password`` is the signed-in customer's (a password change's current
+    password). Counted against the session's own budget first, as re-authentication is (an attack on the
+    account from elsewhere cannot stop its owner); a right one clears it."""
+    ctx.hasher.check_capacity()
+    budgets = _session_budget(ctx, CUSTOMERS)
+    await _count(ctx, budgets)
+    if not await ctx.hasher.verify(customer.password_hash, password, nfkc=customer.password_nfkc):
+        await audit.record(ctx, "customer.password_check_failed", subject_id=customer.id)
+        raise InvalidCredentials("Your current password is not right.", field="currentPassword")
+    await _clear(ctx, budgets)
+
+
+async def _reauthentication_code(ctx: Context, customer: CustomerDocument, factor: FactorType, code: str) -> bool:
+    """Check (and use up) a code the signed-in customer may re-authenticate with. An emailed code lives on
+    the session's re-authentication challenge, counted like a sign-in challenge (five wrong codes end it)."""
+    offered = mfa.offered_for_reauthentication(ctx.policy, await mfa_factors.list_for_customer(customer.id), customer)
+    challenge = None
+    if factor == FactorType.EMAIL_OTP:
+        challenge = await mfa_challenges.count_attempt(
+            {"_id": mfa.reauthentication_challenge_id(ctx.principal.session_id)}, ctx.now(), mfa.MAX_ATTEMPTS)
+        if challenge is None or challenge.credential_version != customer.credential_version:
+            return False
+    ok = factor in offered and await mfa.check_code(ctx, customer.id, factor, code, challenge)
+    if challenge is not None:
+        if ok:
+            return await mfa_challenges.consume(challenge.id)
+        if challenge.attempts >= mfa.MAX_ATTEMPTS:
+            await mfa_challenges.delete(challenge.id)
+    return ok
 
 
 async def sign_out(ctx: Context) -> None:
@@ -293,3 +461,54 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
     authenticated_at_ms = session.get("authenticated_at_ms") or epoch_ms(session["created_at"])
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
                      profile=profile, authenticated_at_ms=authenticated_at_ms, token_hash=hashed)
+
+
+async def revoke(ctx: Context, session_id: str) -> None:
+    """End one of the signed-in customer's sessions (this one included). NotFound for an unknown id and
+    for another customer's alike."""
+    customer_id = own_account(ctx, Area.SECURITY_SETTINGS)
+    if not isinstance(session_id, str) or not session_id or len(session_id) > 64 \
+            or not await sessions.delete_own(customer_id, session_id):
+        raise NotFound()
+    await audit.record(ctx, "customer.session_revoked", subject_id=customer_id, session_id=session_id)
+
+
+async def revoke_others(ctx: Context) -> int:
+    """End every session of the signed-in customer but the current one; returns how many ended."""
+    customer_id = own_account(ctx, Area.SECURITY_SETTINGS)
+    ended = await sessions.delete_others(customer_id, ctx.principal.session_id)
+    await audit.record(ctx, "customer.sessions_revoked", subject_id=customer_id, sessions_ended=ended,
+                       session_id=ctx.principal.session_id)
+    return ended
+
+
+@dataclass(frozen=True)
+class UserAgentView:
+    """What a session's user agent says, for people: ``browser`` "Firefox 121", ``os`` "Windows 10",
+    ``device`` "iPhone"; None when it says nothing recognisable."""
+
+    device: str | None
+    browser: str | None
+    os: str | None
+
+
+@lru_cache(maxsize=1024)
+def describe_user_agent(user_agent: str | None) -> UserAgentView:
+    """Parsed with ``ua-parser`` and its precompiled rules (``ua-parser-builtins``); cached, since a
+    customer's sessions (and a page of customers' sessions) mostly share a few user agents."""
+    if not user_agent:
+        return UserAgentView(None, None, None)
+    parsed = ua_parser.parse(user_agent)
+
+    def named(family: str | None, *parts: str | None) -> str | None:
+        if not family or family == "Other":
+            return None
+        version = ".".join(p for p in parts if p)
+        return f"{family} {version}" if version else family
+
+    agent, system, device = parsed.user_agent, parsed.os, parsed.device
+    return UserAgentView(
+        device=named(device.family) if device else None,
+        browser=named(agent.family, agent.major) if agent else None,
+        os=named(system.family, system.major, system.minor) if system else None,
+    )

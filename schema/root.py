@@ -18,6 +18,7 @@ from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
+from schema.security import SecurityMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
 from schema.validation import (MAX_VALIDATION_ERRORS, BoundedParserCache, DocumentLimits, DocumentValidation,
@@ -40,7 +41,8 @@ class Query(SessionQueries, AdminQueries, TemplateQueries):
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations):
+class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
+               SecurityMutations):
     pass
 
 

@@ -9,7 +9,9 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers.self_service import Area, areas
+from resolvers.sessions import describe_user_agent
 from schema.permissions import deny
+from schema.security import CustomerSecurity
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
 
 
@@ -33,13 +35,21 @@ class Session:
     ip_address: str | None
     user_agent: str | None
     current: bool = strawberry.field(description="True for the session making this request.")
+    device: str | None = strawberry.field(default=None, description="The device, from the user agent "
+                                          "(\"iPhone\"); null for a computer or when unknown.")
+    browser: str | None = strawberry.field(default=None, description="Browser or app and its major version "
+                                           "(\"Firefox 121\"); null when unknown.")
+    os: str | None = strawberry.field(default=None, description="Operating system and version (\"Windows 10\", "
+                                      "\"iOS 17.1\"); null when unknown.")
 
     @classmethod
     def from_doc(cls, doc: SessionDocument, current_session_id: str | None = None) -> Session:
         idle_expiry = _from_ms(doc.idle_expires_at_ms)
+        agent = describe_user_agent(doc.user_agent)
         return cls(id=strawberry.ID(doc.id), created_at=doc.created_at, last_seen_at=_from_ms(doc.last_seen_at_ms),
                    expires_at=min(doc.expires_at, idle_expiry), ip_address=doc.ip_address,
-                   user_agent=doc.user_agent, current=doc.id == current_session_id)
+                   user_agent=doc.user_agent, current=doc.id == current_session_id,
+                   device=agent.device, browser=agent.browser, os=agent.os)
 
 
 @strawberry.type(description="Which self-service areas the application's policy has on: draw only these tabs. "
@@ -83,6 +93,10 @@ class Customer:
     # -- account settings ------------------------------------------------------------------------
 
     # -- security settings -----------------------------------------------------------------------
+
+    @strawberry.field(description="Password and second factors. Never shows a secret.")
+    def security(self) -> CustomerSecurity:
+        return CustomerSecurity(customer_id=str(self.id))
 
     # -- privacy and data ------------------------------------------------------------------------
 

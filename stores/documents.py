@@ -543,6 +543,46 @@ class ConsentEventDocument(Document):
         indexes = [IndexModel([("customer_id", 1), ("application_id", 1)], name="customer_application")]
 
 
+class MfaChallengePurpose(StrEnum):
+    SIGN_IN = "sign_in"  # the password was right; a second factor completes the sign-in
+    REAUTHENTICATION = "reauthentication"  # a signed-in session proves it is still its customer (email code)
+
+
+class MfaChallengeDocument(Document):
+    """A pending second-factor step: a sign-in whose password was right, or a re-authentication by email code.
+
+    Found by the SHA-256 of its random token (a re-authentication challenge, keyed by its session, has
+    an unguessable token nobody holds). Bound to the customer's credential version and to a SHA-256 of
+    the password hash the sign-in verified, so a credential change in between ends it. ``attempts``
+    counts codes tried (incremented before each check); the fifth wrong one ends it. The emailed
+    code is kept only as its SHA-256.
+    """
+
+    id: str = Field(alias="_id")
+    token_hash: str
+    purpose: MfaChallengePurpose
+    customer_id: str
+    session_id: str | None = None  # REAUTHENTICATION: the session it re-authenticates
+    application_id: str | None = None
+    credential_version: int = 0
+    password_hash_digest: str | None = None  # SIGN_IN: SHA-256 of the password hash the sign-in verified
+    device: str | None = None  # SIGN_IN: the known device (resolvers.devices) the password step came from
+    factors: list[FactorType] = Field(default_factory=list)  # what this challenge accepts
+    attempts: int = 0
+    email_code_hash: str | None = None
+    email_code_expires_at_ms: int | None = None
+    email_codes_sent: int = 0
+    created_at: datetime
+    expires_at: datetime
+
+    class Settings:
+        name = "mfa_challenges"
+        indexes = [
+            IndexModel([("token_hash", 1)], unique=True, name="token_hash_unique"),
+            IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl"),
+        ]
+
+
 ALL_DOCUMENTS = [
     IdentityStoreDocument,
     PolicyDocument,
@@ -559,4 +599,5 @@ ALL_DOCUMENTS = [
     AttributeDefinitionDocument,
     MfaFactorDocument,
     ConsentEventDocument,
+    MfaChallengeDocument,
 ]

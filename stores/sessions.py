@@ -94,3 +94,20 @@ async def list_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> d
     for raw in found:
         grouped.setdefault(raw["subject_id"], []).append(SessionDocument.model_validate(raw))
     return grouped
+
+
+async def delete_own(subject_id: str, session_id: str) -> bool:
+    """End one of this subject's sessions; False when they have none with this id (unknown or another's)."""
+    result = await _col().delete_one({"_id": session_id, "subject_id": subject_id})
+    return result.deleted_count == 1
+
+
+async def delete_others(subject_id: str, keep_session_id: str) -> int:
+    """End every session of the subject except ``keep_session_id``; returns how many ended."""
+    result = await _col().delete_many({"subject_id": subject_id, "_id": {"$ne": keep_session_id}})
+    return result.deleted_count
+
+
+async def set_credential_version(session_id: str, credential_version: int) -> None:
+    """The session stays across its subject's own credential change: record the version it now holds."""
+    await _col().update_one({"_id": session_id}, {"$set": {"credential_version": credential_version}})
