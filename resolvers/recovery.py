@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from resolvers import audit, links, notifications, ratelimit
 from resolvers.context import Context, Limit
-from resolvers.email_templates import is_https_url
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems, RateLimited
 from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.mail_views import customer_view
 from resolvers.passwords import check_password_policy
+from resolvers.urls import is_https_url
 from stores import config, customers, sessions
 from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument, UsernameMode
 
@@ -61,11 +61,17 @@ async def _send_reset(ctx: Context, email: str) -> None:
     customer = await _recipient(ctx, "reset", email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
+    await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
+    await send_reset_mail(ctx, customer)
+
+
+async def send_reset_mail(ctx: Context, customer: CustomerDocument) -> None:
+    """Issue a reset link for the customer (revoking the previous one) and store the mail in the outbox.
+    No checks: callers decide who gets one (an active account, within the limits)."""
     ttl = reset_ttl_minutes(ctx.policy.password_reset.link_lifetime_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
                             credential_version=customer.credential_version,
                             base_url=_own_reset_page(ctx.application))
-    await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("password_reset", customer.email, {
         "customer": customer_view(customer), "action_url": url, "expires_in_minutes": ttl,
     }, ctx.application, customer.locale)
