@@ -18,3 +18,12 @@ async def list_for_customer(customer_id: str) -> list[MfaFactorDocument]:
 async def delete_for_customer(customer_id: str) -> int:
     result = await _col().delete_many({"customer_id": customer_id})
     return result.deleted_count
+
+
+async def with_confirmed_factor(customer_ids) -> set[str]:
+    """Which of these customers have at least one confirmed factor: one aggregation, one row per such customer."""
+    cursor = await _col().aggregate([
+        {"$match": {"customer_id": {"$in": list(customer_ids)}, "confirmed": True}},
+        {"$group": {"_id": "$customer_id"}},
+    ])
+    return {row["_id"] for row in await cursor.to_list()}

@@ -74,3 +74,13 @@ async def list_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> d
     for raw in found:
         grouped.setdefault(raw["subject_id"], []).append(SessionDocument.model_validate(raw))
     return grouped
+
+
+async def count_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> dict[str, int]:
+    """How many active sessions each subject has: one aggregation, one row per subject with any."""
+    cursor = await _col().aggregate([
+        {"$match": {"subject_id": {"$in": list(subject_ids)}, "expires_at": {"$gt": now},
+                    "idle_expires_at_ms": {"$gt": now_ms}}},
+        {"$group": {"_id": "$subject_id", "count": {"$sum": 1}}},
+    ])
+    return {row["_id"]: row["count"] for row in await cursor.to_list()}
