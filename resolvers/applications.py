@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers import audit
@@ -160,8 +161,7 @@ async def create(ctx: Context, changes: dict[str, Any]) -> ApplicationDocument:
     default self-service policy when no ``policy_id``). InvalidInput when a field is invalid."""
     problems = Problems()
     fields = _validate(problems, changes, None)
-    if "policy_id" in changes:
-        await _check_policy(problems, changes, fields)
+    await _check_policy(problems, changes, fields)
     problems.raise_if_any()
     branding = Branding().model_dump()
     branding.update({path.split(".", 1)[1]: value for path, value in fields.items() if path.startswith("branding.")})
@@ -177,44 +177,51 @@ async def create(ctx: Context, changes: dict[str, Any]) -> ApplicationDocument:
     return application
 
 
-async def _write(ctx: Context, application: ApplicationDocument, version: int,
-                 fields: dict[str, Any]) -> ApplicationDocument:
-    updated = await config.update_application_if_version(application.id, version,
-                                                         {**fields, "updated_at_ms": ctx.now_ms()})
-    if updated is None:
+async def _change(ctx: Context, application_id: str, version: int | None,
+                  fields_for: Callable[[ApplicationDocument], Awaitable[dict[str, Any]]],
+                  ) -> tuple[ApplicationDocument, dict[str, Any]]:
+    """Read the application, work out the fields to set from it (``fields_for`` raises InvalidInput), and
+    write them only over the version just read, bumping it: the rules checked against what was read hold
+    for what is stored. With the caller's ``version`` a stale read is a Conflict; without one, a write
+    raced by another re-reads and re-checks (up to UNVERSIONED_ATTEMPTS times). The application afterwards,
+    and the fields written (none: nothing was)."""
+    for attempt in range(UNVERSIONED_ATTEMPTS):
+        application = await _existing(ctx, application_id)
+        if version is not None and version != application.version:
+            raise Conflict(application.version)
+        fields = await fields_for(application)
+        if not fields:
+            return application, fields
+        updated = await config.update_if_version(ApplicationDocument, application.id, application.version,
+                                                 {**fields, "updated_at_ms": ctx.now_ms()})
+        if updated is not None:
+            _changed(ctx)
+            return updated, fields
         again = await config.get_application(application.id)
         if again is None:
             raise _not_found()
-        raise Conflict(again.version)
-    _changed(ctx)
-    return updated
+        if version is not None or attempt == UNVERSIONED_ATTEMPTS - 1:
+            raise Conflict(again.version)
+    raise AssertionError("unreachable")
 
 
 async def update(ctx: Context, application_id: str, changes: dict[str, Any],
                  version: int | None = None) -> ApplicationDocument:
     """Change the given fields (name, policy, branding, redirect URLs, own reset page); the application
-    afterwards. ``version``: the one it was read at (Conflict if it changed since); None: any.
-    NotFound for an unknown id; InvalidInput when a field is invalid (nothing is written then)."""
-    for attempt in range(UNVERSIONED_ATTEMPTS):
-        application = await _existing(ctx, application_id)
-        if version is not None and version != application.version:
-            raise Conflict(application.version)
+    afterwards (the same when no field is given). ``version``: the one it was read at (Conflict if it
+    changed since); None: any. NotFound for an unknown id; InvalidInput when a field is invalid (nothing
+    is written then)."""
+    async def fields_for(application: ApplicationDocument) -> dict[str, Any]:
         problems = Problems()
         fields = _validate(problems, changes, application)
         await _check_policy(problems, changes, fields)
         problems.raise_if_any()
-        if not fields:
-            return application
-        # Written only over the version just checked (the rules between fields held for it); without a
-        # version from the caller, a change made meanwhile is re-read and checked again.
-        try:
-            updated = await _write(ctx, application, application.version, fields)
-            break
-        except Conflict:
-            if version is not None or attempt == UNVERSIONED_ATTEMPTS - 1:
-                raise
-    await audit.record(ctx, "application.updated", subject_id=application.id, fields=sorted(fields),
-                       version=updated.version)
+        return fields
+
+    updated, written = await _change(ctx, application_id, version, fields_for)
+    if written:
+        await audit.record(ctx, "application.updated", subject_id=updated.id, fields=sorted(written),
+                           version=updated.version)
     return updated
 
 
@@ -275,14 +282,13 @@ async def update_consent_policy(ctx: Context, application_id: str, items: list[d
     Keys are unique; an item's version never goes down (raising it asks every customer to accept the
     item again). ``version`` as in :func:`update`. NotFound, Conflict, InvalidInput (nothing written).
     """
-    application = await _existing(ctx, application_id)
-    if version is not None and version != application.version:
-        raise Conflict(application.version)
-    problems = Problems()
-    consent = _consent_items(problems, items, application.consent_policy)
-    problems.raise_if_any()
-    updated = await _write(ctx, application, application.version,  # the version the rules were checked on
-                           {"consent_policy": [item.model_dump() for item in consent]})
-    await audit.record(ctx, "application.consent_policy_updated", subject_id=application.id,
-                       items={item.key: item.version for item in consent}, version=updated.version)
+    async def fields_for(application: ApplicationDocument) -> dict[str, Any]:
+        problems = Problems()
+        consent = _consent_items(problems, items, application.consent_policy)
+        problems.raise_if_any()
+        return {"consent_policy": [item.model_dump() for item in consent]}
+
+    updated, _ = await _change(ctx, application_id, version, fields_for)
+    await audit.record(ctx, "application.consent_policy_updated", subject_id=updated.id,
+                       items={item.key: item.version for item in updated.consent_policy}, version=updated.version)
     return updated

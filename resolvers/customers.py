@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from resolvers import audit, ratelimit, recovery, registration
@@ -35,7 +35,7 @@ async def me(ctx: Context) -> CustomerDocument | CustomerProfile:
 
 
 async def get(ctx: Context, customer_id: str) -> CustomerDocument | None:
-    if not customer_id or len(customer_id) > 64 or not is_text(customer_id):
+    if not customer_id or len(customer_id) > MAX_ID or not is_text(customer_id):
         return None
     customer = await ctx.loaders.customer.load(customer_id)
     if customer is None or customer.store_id != ctx.application.identity_store_id:
@@ -53,8 +53,7 @@ class Listing:
     created_before: datetime | None = None  # exclusive
 
     def query(self) -> dict:
-        return {"search": self.search, "status": self.status, "created_after": self.created_after,
-                "created_before": self.created_before}
+        return asdict(self)
 
 
 async def session_count(ctx: Context, customer_id: str) -> int:

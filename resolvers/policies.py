@@ -194,7 +194,8 @@ async def update(ctx: Context, policy_id: str, version: int, changes: dict[str, 
         return current
     _validate(flat, _merged(current.model_dump(), flat), creating=False)
     fields = {path: _stored(value) for path, value in flat.items()}
-    updated = await config.update_policy_if_version(current.id, version, {**fields, "updated_at_ms": ctx.now_ms()})
+    updated = await config.update_if_version(PolicyDocument, current.id, version,
+                                          {**fields, "updated_at_ms": ctx.now_ms()})
     if updated is None:  # changed (or deleted) between the read and the write
         again = await config.get_policy(current.id)
         if again is None:

@@ -75,13 +75,15 @@ async def insert_policy(policy: PolicyDocument) -> None:
     await PolicyDocument.get_pymongo_collection().insert_one(policy.model_dump(by_alias=True))
 
 
-async def update_policy_if_version(policy_id: str, version: int, fields: dict[str, Any]) -> PolicyDocument | None:
-    """Optimistic concurrency: ``$set`` the fields and bump ``version`` in one write, only if the policy is
-    still at ``version``. The policy afterwards, or None when it is gone or at another version."""
-    raw = await PolicyDocument.get_pymongo_collection().find_one_and_update(
-        {"_id": policy_id, "version": version}, {"$set": fields, "$inc": {"version": 1}},
+async def update_if_version(kind: type[PolicyDocument] | type[ApplicationDocument], document_id: str, version: int,
+                            fields: dict[str, Any]) -> PolicyDocument | ApplicationDocument | None:
+    """Optimistic concurrency for a policy or an application (``kind``): ``$set`` the fields and bump
+    ``version`` in one write, only if the document is still at ``version``. The document afterwards, or
+    None when it is gone or at another version."""
+    raw = await kind.get_pymongo_collection().find_one_and_update(
+        {"_id": document_id, "version": version}, {"$set": fields, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER)
-    return PolicyDocument.model_validate(raw) if raw else None
+    return kind.model_validate(raw) if raw else None
 
 
 async def delete_policy(policy_id: str) -> bool:
@@ -97,16 +99,6 @@ async def count_applications_with_policy(policy_id: str) -> int:
 
 async def insert_application(application: ApplicationDocument) -> None:
     await ApplicationDocument.get_pymongo_collection().insert_one(application.model_dump(by_alias=True))
-
-
-async def update_application_if_version(application_id: str, version: int,
-                                        fields: dict[str, Any]) -> ApplicationDocument | None:
-    """``$set`` the fields and bump ``version`` in one write, only if the application is still at
-    ``version``. The application afterwards, or None (gone, or at another version)."""
-    raw = await ApplicationDocument.get_pymongo_collection().find_one_and_update(
-        {"_id": application_id, "version": version}, {"$set": fields, "$inc": {"version": 1}},
-        return_document=ReturnDocument.AFTER)
-    return ApplicationDocument.model_validate(raw) if raw else None
 
 
 async def delete_application(application_id: str) -> bool:
