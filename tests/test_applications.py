@@ -135,8 +135,10 @@ async def test_loopback_http_and_duplicates(gql, runtime):
     admin = await admin_token(runtime, gql)
     app = await create_app(gql, admin)
 
-    local = await update_app(gql, admin, app["id"], redirectUrls=["http://localhost:3000/callback", "http://127.0.0.1:8080"])
-    twice = await update_app(gql, admin, app["id"], redirectUrls=["https://Shop.example:443/app", "https://shop.example/app"])
+    local = await update_app(gql, admin, app["id"],
+                             redirectUrls=["http://localhost:3000/callback", "http://127.0.0.1:8080"])
+    twice = await update_app(gql, admin, app["id"],
+                             redirectUrls=["https://Shop.example:443/app", "https://shop.example/app"])
 
     assert local["redirectUrls"] == ["http://localhost:3000/callback", "http://127.0.0.1:8080"]
     assert field_errors(twice) == [("redirectUrls.1", "DUPLICATE")]

@@ -99,7 +99,8 @@ async def test_a_created_policy_has_the_given_fields_and_the_defaults_and_is_lis
     ({"passwordReset": {"linkLifetimeMinutes": -5}}, [("passwordReset.linkLifetimeMinutes", "OUT_OF_RANGE")]),
     ({"registration": {"activationLinkLifetimeMinutes": 0}},
      [("registration.activationLinkLifetimeMinutes", "OUT_OF_RANGE")]),
-    ({"passwordReset": {"linkLifetimeMinutes": 7 * 24 * 60 + 1}}, [("passwordReset.linkLifetimeMinutes", "OUT_OF_RANGE")]),
+    ({"passwordReset": {"linkLifetimeMinutes": 7 * 24 * 60 + 1}},
+     [("passwordReset.linkLifetimeMinutes", "OUT_OF_RANGE")]),
     ({"passwordPolicy": {"minLength": 100, "maxLength": 64}}, [("passwordPolicy.minLength", "OUT_OF_RANGE")]),
     ({"passwordPolicy": {"minLength": 7}}, [("passwordPolicy.minLength", "OUT_OF_RANGE")]),
     ({"sessions": {"absoluteLifetimeMinutes": 60, "idleTimeoutMinutes": 120}},
@@ -111,7 +112,8 @@ async def test_a_created_policy_has_the_given_fields_and_the_defaults_and_is_lis
     ({"registration": {"enabled": None}}, [("registration.enabled", "REQUIRED")]),
     ({"name": "   "}, [("name", "REQUIRED")]),
 ], ids=["negative-lifetime", "zero-lifetime", "lifetime-above-a-week", "min-above-max", "min-below-nist",
-        "idle-above-absolute", "every-bad-field", "mfa-without-factors", "duplicate-factor", "null-switch", "blank-name"])
+        "idle-above-absolute", "every-bad-field", "mfa-without-factors", "duplicate-factor", "null-switch",
+        "blank-name"])
 async def test_invalid_values_are_refused_with_field_errors_and_nothing_changes(gql, runtime, fields, expected):
     # given an admin and a policy
     admin = await admin_token(runtime, gql)
@@ -270,3 +272,21 @@ async def test_policies_need_their_permissions(gql, mailbox, runtime):
         assert_denied(await gql(CREATE, {"input": {"name": "x"}}, token=token), "FORBIDDEN")
         assert_denied(await gql(DELETE, {"id": policy["id"]}, token=token), "FORBIDDEN")
     assert assert_no_errors(await gql(ONE, {"id": policy["id"]}, token=viewer))["selfServicePolicy"]["version"] == 1
+
+
+def test_a_look_up_begun_before_a_drop_never_puts_the_old_documents_back():
+    from gateway.runtime import ApplicationCache
+
+    # given a cache, and a look-up that began (and read the documents) before an admin's write dropped it
+    cache = ApplicationCache(ttl=60)
+    began_at = cache.generation
+    cache.forget()
+
+    # when that look-up stores what it read, and a later one stores what it read
+    cache.put("client", began_at, "old application", "old policy")
+    stale = cache.get("client")
+    cache.put("client", cache.generation, "new application", "new policy")
+
+    # then only the later one is kept
+    assert stale is None
+    assert cache.get("client") == ("new application", "new policy")

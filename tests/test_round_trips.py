@@ -119,12 +119,13 @@ async def test_listing_100_customers_with_session_counts_and_mfa_state_costs_wha
     headers = {"x-application-id": client_id}
     now = runtime.clock.now()
     customers = [stored_customer(store_id, now) for _ in range(100)]
+    in_an_hour = now + timedelta(hours=1)
     for i, doc in enumerate(customers):
         await customer_store.insert(doc)
         for _ in range(1 + i % 2):
             await session_store.insert(SessionDocument(
                 id=new_id(), token_hash=new_id(), kind="customer", subject_id=doc.id, created_at=now,
-                expires_at=now + timedelta(hours=1), idle_expires_at_ms=int((now + timedelta(hours=1)).timestamp() * 1000),
+                expires_at=in_an_hour, idle_expires_at_ms=int(in_an_hour.timestamp() * 1000),
                 last_seen_at_ms=int(now.timestamp() * 1000)))
         if i % 3 == 0:
             await MfaFactorDocument.get_pymongo_collection().insert_one(MfaFactorDocument(
