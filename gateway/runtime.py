@@ -29,11 +29,13 @@ from stores.documents import ApplicationDocument, PolicyDocument
 
 logger = logging.getLogger("gateway")
 
-APPLICATION_CACHE_SECONDS = 5.0
+# How long an instance keeps an application and its policy. Below 5 s so that a change made on one
+# instance is seen by every other within 5 s, the time of the request that sees it included.
+APPLICATION_CACHE_SECONDS = 4.0
 JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_mail,
                 registration.RESEND_MAIL: registration.resend_activation_mail,
-                recovery.RESET_MAIL: recovery.send_reset_mail,
-                recovery.REMINDER_MAIL: recovery.send_reminder_mail,
+                recovery.RESET_MAIL: recovery.reset_mail_job,
+                recovery.REMINDER_MAIL: recovery.reminder_mail_job,
                 notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
                 mfa.MFA_NOTICE: mfa.send_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
@@ -86,6 +88,40 @@ class UnknownApplication(Exception):
     pass
 
 
+class ApplicationCache:
+    """Applications and their policies by client id, each kept ``ttl`` seconds (``resolvers.context.ConfigCache``).
+
+    :meth:`forget` drops everything and starts a new generation; a look-up that began before it (and may
+    have read the documents as they were before the write) does not store what it read. So an admin
+    change is seen by the very next request on the instance that made it, and by every other instance
+    once its entry expires.
+    """
+
+    def __init__(self, ttl: float = APPLICATION_CACHE_SECONDS, max_entries: int = 1000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.generation = 0
+        self._entries: dict[str, tuple[float, ApplicationDocument, PolicyDocument]] = {}
+
+    def get(self, key: str) -> tuple[ApplicationDocument, PolicyDocument] | None:
+        cached = self._entries.get(key)
+        if cached is None or time.monotonic() - cached[0] >= self.ttl:
+            return None
+        return cached[1], cached[2]
+
+    def put(self, key: str, generation: int, application: ApplicationDocument, policy: PolicyDocument) -> None:
+        """Keep what a look-up read, unless :meth:`forget` ran since it began (``generation`` is then old)."""
+        if generation != self.generation:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), application, policy)
+
+    def forget(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -109,7 +145,7 @@ class Runtime:
         self.embedded: EmbeddedDatabase | None = None
         self.client: AsyncMongoClient | None = None
         self.default_application: ApplicationDocument | None = None
-        self._apps: dict[str, tuple[float, ApplicationDocument, PolicyDocument]] = {}
+        self.config_cache = ApplicationCache()
         self._tasks: set[asyncio.Task] = set()
         self._background: list[asyncio.Task] = []
 
@@ -193,10 +229,10 @@ class Runtime:
     # -- per request -----------------------------------------------------------------------------
     async def application(self, client_id: str | None) -> tuple[ApplicationDocument, PolicyDocument]:
         key = client_id or ""
-        cached = self._apps.get(key)
-        now = time.monotonic()
-        if cached and now - cached[0] < APPLICATION_CACHE_SECONDS:
-            return cached[1], cached[2]
+        cached = self.config_cache.get(key)
+        if cached is not None:
+            return cached
+        generation = self.config_cache.generation
         if client_id:
             application = await config_store.get_application_by_client_id(client_id)
             if application is None:
@@ -206,16 +242,14 @@ class Runtime:
         policy = await config_store.get_policy(application.policy_id)
         if policy is None:
             raise RuntimeError(f"application {application.id} has no policy")
-        if len(self._apps) > 1000:
-            self._apps.clear()
-        self._apps[key] = (now, application, policy)
+        self.config_cache.put(key, generation, application, policy)
         return application, policy
 
     async def application_by_id(self, application_id: str) -> ApplicationDocument | None:
         return await config_store.get_application(application_id)
 
     def forget_applications(self) -> None:
-        self._apps.clear()
+        self.config_cache.forget()
 
     async def context(self, *, client_id: str | None, principal: Principal | None,
                       request: RequestMeta) -> Context:
@@ -224,6 +258,7 @@ class Runtime:
             rules=self.rules, clock=self.clock, mailer=self.mailer, render_pool=self.render_pool, hasher=self.hasher,
             application=application, policy=policy, request=request, defer=self.defer,
             jobs=RequestJobs(self.jobs, application.id, request), principal=principal, loaders=Loaders(self.clock),
+            config_cache=self.config_cache,
         )
 
     async def context_for_application(self, application_id: str | None, request: RequestMeta) -> Context:

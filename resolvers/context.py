@@ -55,6 +55,15 @@ class RenderPool(Protocol):
         """
 
 
+class ConfigCache(Protocol):
+    """This instance's cache of applications and their policies (``gateway/runtime.py``)."""
+
+    def forget(self) -> None:
+        """Drop every cached application and policy: this instance's next request reads them afresh.
+
+        Other instances keep theirs until it expires (``APPLICATION_CACHE_SECONDS``)."""
+
+
 @dataclass(frozen=True)
 class Limit:
     attempts: int
@@ -121,6 +130,7 @@ class Context:
     jobs: Jobs | None = None
     principal: Principal | None = None
     loaders: Any = None
+    config_cache: ConfigCache | None = None  # admin writes to applications and policies drop it at once
     extras: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:

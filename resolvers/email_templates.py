@@ -1,4 +1,4 @@
-"""Per-application email templates and branding: the admin side.
+"""Per-application email templates: the admin side (branding lives with applications: ``resolvers.applications``).
 
 A template is checked when it is saved: each part must compile in the sandbox and render with the
 sample data of its kind, within the render budget. Should a saved override still fail when an email
@@ -11,7 +11,6 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from jinja2 import TemplateError
 from jinja2.exceptions import TemplateSyntaxError
@@ -20,7 +19,6 @@ from jinja2.sandbox import SecurityError
 from resolvers import audit
 from resolvers.context import Context, RenderPool
 from resolvers.errors import NotFound, Problems
-from resolvers.identifiers import validate_email
 from resolvers.mail_templates import MAX_SUBJECT_CHARACTERS, PARTS, RenderedMail, default_source, kinds, render
 from resolvers.template_sandbox import TemplateBudgetExceeded
 from stores import config, templates
@@ -29,8 +27,6 @@ from stores.documents import ApplicationDocument, EmailTemplateDocument
 LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 MAX_SUBJECT = 998
 MAX_BODY = 100_000
-COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-MAX_URL = 2000
 
 logger = logging.getLogger("resolvers.email_templates")
 
@@ -201,53 +197,3 @@ async def preview(ctx: Context, *, application_id: str, kind: str, locale: str |
     problems.raise_if_any()
     application = await _application(application_id)
     return await render_for(ctx.render_pool, application, kind, SAMPLE_VARIABLES[kind], locale)
-
-
-def is_https_url(url: str) -> bool:
-    """An absolute ``https://`` URL with a host, at most 2000 characters, with nothing to break out of
-    an HTML attribute (no quotes, ``<``, ``>``, backslashes, spaces or control characters)."""
-    if not isinstance(url, str) or len(url) > MAX_URL or any(c in url for c in "\"'<>\\") \
-            or any(c.isspace() or not c.isprintable() for c in url):
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme == "https" and bool(parts.hostname)
-
-
-async def update_branding(ctx: Context, *, application_id: str, changes: dict[str, Any]) -> ApplicationDocument:
-    """Change an application's name or branding; only the given fields change."""
-    problems = Problems()
-    application = await _application(application_id)
-    fields: dict[str, Any] = {}
-    if "name" in changes:
-        name = (changes["name"] or "").strip()
-        if not name or len(name) > 100:
-            problems.add("name", "INVALID", "Use 1 to 100 characters.")
-        fields["name"] = name
-    for key, field in (("primary_color", "primaryColor"), ("accent_color", "accentColor")):
-        if key in changes:
-            if not COLOR_RE.match(changes[key] or ""):
-                problems.add(field, "INVALID", "Use a colour such as #1a2b3c.")
-            fields[f"branding.{key}"] = changes[key]
-    if "logo_url" in changes:
-        logo = changes["logo_url"]
-        if logo is not None and not is_https_url(logo):
-            problems.add("logoUrl", "INVALID", "Use an https:// URL, or null to remove the logo.")
-        fields["branding.logo_url"] = logo
-    if "support_email" in changes:
-        support = changes["support_email"]
-        if support is not None:
-            validate_email(problems, support, "supportEmail")
-        fields["branding.support_email"] = support
-    if "password_reset_url" in changes:
-        url = changes["password_reset_url"]
-        if url is not None and not is_https_url(url):
-            problems.add("passwordResetUrl", "INVALID",
-                         "Use an https:// URL (the link carries a reset token), or null for the hosted page.")
-        fields["password_reset_url"] = url
-    problems.raise_if_any()
-    updated = await config.update_application(application.id, fields) if fields else application
-    await audit.record(ctx, "application.branding_updated", subject_id=application.id, fields=sorted(fields))
-    return updated

@@ -124,12 +124,24 @@ class RetryLater(Exception):
 
 
 class Denied(Exception):
-    """A top-level denial: UNAUTHENTICATED or FORBIDDEN. Never a union member."""
+    """A top-level denial: UNAUTHENTICATED or FORBIDDEN (or BAD_USER_INPUT, below). Never a union member."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, extensions: dict | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extensions = extensions or {}
+
+
+class BadUserInput(Denied):
+    """A top-level refusal of a field's arguments, ``extensions.code`` BAD_USER_INPUT, ``extensions.field``
+    the first argument at fault: a connection's page size, cursor or filter. Relay clients paginate on
+    the connection type itself, so this is no union member."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("BAD_USER_INPUT", " ".join(f"{p.field}: {p.message}" for p in problems),
+                         {"field": problems[0].field})
+        self.problems = problems
 
 
 def unauthenticated() -> Denied:

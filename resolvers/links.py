@@ -7,16 +7,20 @@ whitespace is the same token to both (never a fresh attempt budget).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from enum import StrEnum
 
 from resolvers.context import Context
 from resolvers.errors import InvalidToken
 from resolvers.security import new_link_token, token_hash
+from resolvers.urls import within
 from stores import tokens
 from stores.documents import OneTimeTokenDocument
 
 MAX_TOKEN_LENGTH = 256
+
+logger = logging.getLogger("resolvers.links")
 
 
 class LinkState(StrEnum):
@@ -44,8 +48,14 @@ async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, p
     ``credential_version`` is the subject's current one (required: every link is bound to it, and
     whoever consumes the link checks it with :func:`check_version`).
 
-    ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page.
+    ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page; it is used only
+    when it falls within the application's ``redirect_urls`` (``resolvers.urls.within``), else the hosted
+    page is (a warning is logged): no link ever points at a site the application did not allow.
     """
+    if base_url is not None and not within(ctx.application.redirect_urls, base_url):
+        logger.warning("link base URL outside the redirect URLs of application %s: the hosted page is used",
+                       ctx.application.id)
+        base_url = None
     now = ctx.now()
     token = new_link_token()
     await tokens.issue(OneTimeTokenDocument(

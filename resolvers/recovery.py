@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from resolvers import audit, links, mail_requests, notifications, ratelimit
 from resolvers.context import Context
-from resolvers.email_templates import is_https_url
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems
 from resolvers.identifiers import validate_email
 from resolvers.mail_views import customer_view
 from resolvers.passwords import check_password_policy
+from resolvers.urls import is_https_url
 from stores import config, customers, sessions
-from stores.documents import ApplicationDocument, CustomerStatus, PolicyDocument, UsernameMode
+from stores.documents import ApplicationDocument, CustomerDocument, CustomerStatus, PolicyDocument, UsernameMode
 
 PASSWORD_RESET = "password_reset"
 RESET_MAIL = "password_reset_mail"
@@ -43,16 +43,22 @@ async def request_password_reset(ctx: Context, email: str) -> None:
     await mail_requests.accept(ctx, RESET_MAIL, "reset", _checked_email(email), ctx.rules.reset_ip)
 
 
-async def send_reset_mail(ctx: Context, payload: dict, job_id: str) -> None:
-    """The job behind an accepted reset request."""
+async def reset_mail_job(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job behind an accepted reset request (``RESET_MAIL``)."""
     customer = await mail_requests.recipient(ctx, payload, "reset", ctx.rules.reset_email, {CustomerStatus.ACTIVE})
     if customer is None:
         return
+    await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
+    await send_reset_mail(ctx, customer)
+
+
+async def send_reset_mail(ctx: Context, customer: CustomerDocument) -> None:
+    """Issue a reset link for the customer (revoking the previous one) and store the mail in the outbox.
+    No checks: callers decide who gets one (an active account, within the limits)."""
     ttl = reset_ttl_minutes(ctx.policy.password_reset.link_lifetime_minutes)
     url = await links.issue(ctx, PASSWORD_RESET, customer.id, ttl, "/reset-password",
                             credential_version=customer.credential_version,
                             base_url=_own_reset_page(ctx.application))
-    await audit.record(ctx, "customer.password_reset_requested", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("password_reset", customer.email, {
         "customer": customer_view(customer), "action_url": url, "expires_in_minutes": ttl,
     }, ctx.application, customer.locale)
@@ -126,7 +132,7 @@ async def request_username_reminder(ctx: Context, email: str) -> None:
     await mail_requests.accept(ctx, REMINDER_MAIL, "reminder", _checked_email(email), ctx.rules.reset_ip)
 
 
-async def send_reminder_mail(ctx: Context, payload: dict, job_id: str) -> None:
+async def reminder_mail_job(ctx: Context, payload: dict, job_id: str) -> None:
     """The job behind an accepted reminder request. Active accounts only: a pending account's username
     was typed by whoever registered the address, and such text never goes to an inbox that has not been
     verified (resolvers.mail_views)."""

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from resolvers import admins, customers, sessions
-from schema.errors import InvalidCredentialsError, InvalidInputError, RateLimitedError
+from resolvers.errors import Problems
+from schema.errors import (
+    FeatureDisabledError,
+    InvalidCredentialsError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+)
 from schema.permissions import HasPermission, IsAdmin, requires
 from schema.sessions import DEVICE_TOKEN_DESCRIPTION, SessionCreated, session_created
-from schema.types import Admin, Customer
+from schema.types import Admin, Customer, CustomerStatus
 
 
 @strawberry.input
@@ -27,7 +35,7 @@ AdminSessionCreateResult = Annotated[
 ]
 
 
-@strawberry.type
+@strawberry.type(description="Relay page information.")
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
@@ -39,13 +47,47 @@ class CustomerEdge:
     node: Customer
 
 
-@strawberry.type(description="A page of customers, in a stable order.")
+@strawberry.input(description="Narrows the customer listing; every condition given must hold.")
+class CustomerFilter:
+    status: CustomerStatus | None = None
+    created_after: datetime | None = strawberry.field(default=None, description="Inclusive.")
+    created_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
+
+
+@strawberry.type(description="A page of customers in id order: stable (a customer added meanwhile never shifts a "
+                              "later page), not chronological.")
 class CustomerConnection:
     edges: list[CustomerEdge]
     page_info: PageInfo
+    listing: strawberry.Private[customers.Listing]
+
+    @strawberry.field(description="How many customers match, all pages together.")
+    async def total_count(self, info: Info) -> int:
+        return await customers.count(info.context, self.listing)
 
 
-CustomersResult = Annotated[CustomerConnection | InvalidInputError, strawberry.union("CustomersResult")]
+@strawberry.type(description="Every session of the customer ended.")
+class CustomerSessionsRevoked:
+    customer_id: strawberry.ID
+    revoked_count: int
+
+
+@strawberry.type(description="The mail is in the outbox, on its way to the customer.")
+class CustomerMailSent:
+    customer_id: strawberry.ID
+
+
+CustomerStatusResult = Annotated[Customer | NotFoundError, strawberry.union("CustomerStatusResult")]
+CustomerSessionsRevokeResult = Annotated[CustomerSessionsRevoked | NotFoundError,
+                                         strawberry.union("CustomerSessionsRevokeResult")]
+CustomerPasswordResetSendResult = Annotated[
+    CustomerMailSent | NotFoundError | InvalidInputError | FeatureDisabledError | RateLimitedError,
+    strawberry.union("CustomerPasswordResetSendResult"),
+]
+CustomerActivationResendResult = Annotated[
+    CustomerMailSent | NotFoundError | InvalidInputError | RateLimitedError,
+    strawberry.union("CustomerActivationResendResult"),
+]
 
 
 @strawberry.type
@@ -61,13 +103,21 @@ class AdminQueries:
         doc = await customers.get(info.context, str(id))
         return Customer.from_doc(doc) if doc else None
 
-    @strawberry.field(description="Customers, at most 100 a page; `search` matches the start of email or username.",
+    @strawberry.field(description="The customers of the request application's identity store, in id order, at "
+                                  "most 100 a page. `search`: the start of the email, username, given name or "
+                                  "family name (any case). A bad argument is a top-level BAD_USER_INPUT error.",
                       extensions=requires(HasPermission("customers:read")))
-    async def customers(self, info: Info, first: int = 20, after: str | None = None,
-                        search: str | None = None) -> CustomersResult:
-        docs, has_next = await customers.page(info.context, first=first, after=after, search=search)
-        edges = [CustomerEdge(cursor=customers.encode_cursor(d.id), node=Customer.from_doc(d)) for d in docs]
-        return CustomerConnection(edges=edges, page_info=PageInfo(
+    async def customers(self, info: Info, first: int = 20, after: str | None = None, search: str | None = None,
+                        filter: CustomerFilter | None = None) -> CustomerConnection:
+        problems = Problems()
+        filter = filter or CustomerFilter()
+        listing = customers.build_listing(search=search, status=filter.status.value if filter.status else None,
+                                    created_after=filter.created_after, created_before=filter.created_before,
+                                    problems=problems)
+        docs, has_next = await customers.page(info.context, first=first, after=after, listing=listing,
+                                              problems=problems)
+        edges = [CustomerEdge(cursor=customers.encode_cursor(d), node=Customer.from_doc(d)) for d in docs]
+        return CustomerConnection(edges=edges, listing=listing, page_info=PageInfo(
             has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))
 
 
@@ -77,3 +127,32 @@ class AdminMutations:
     async def admin_session_create(self, info: Info, input: AdminSessionCreateInput) -> AdminSessionCreateResult:
         return session_created(await sessions.sign_in(info.context, sessions.ADMIN, input.email, input.password,
                                                       input.device_token))
+
+    @strawberry.mutation(description="Disables a customer: every session ends at once, their tokens stop working, "
+                                     "and signing in is refused until customerEnable.",
+                         extensions=requires(HasPermission("customers:write")))
+    async def customer_disable(self, info: Info, id: strawberry.ID) -> CustomerStatusResult:
+        return Customer.from_doc(await customers.disable(info.context, str(id)))
+
+    @strawberry.mutation(description="Enables a disabled customer again (active, or pending if never activated).",
+                         extensions=requires(HasPermission("customers:write")))
+    async def customer_enable(self, info: Info, id: strawberry.ID) -> CustomerStatusResult:
+        return Customer.from_doc(await customers.enable(info.context, str(id)))
+
+    @strawberry.mutation(description="Ends every session of a customer; the account stays as it is.",
+                         extensions=requires(HasPermission("sessions:write")))
+    async def customer_sessions_revoke(self, info: Info, id: strawberry.ID) -> CustomerSessionsRevokeResult:
+        ended = await customers.revoke_sessions(info.context, str(id))
+        return CustomerSessionsRevoked(customer_id=id, revoked_count=ended)
+
+    @strawberry.mutation(description="Sends an active customer the normal password-reset mail, as the request's "
+                                     "application.", extensions=requires(HasPermission("customers:recover")))
+    async def customer_password_reset_send(self, info: Info, id: strawberry.ID) -> CustomerPasswordResetSendResult:
+        await customers.send_password_reset(info.context, str(id))
+        return CustomerMailSent(customer_id=id)
+
+    @strawberry.mutation(description="Sends a pending customer a new activation link (the previous one stops "
+                                     "working).", extensions=requires(HasPermission("customers:recover")))
+    async def customer_activation_resend(self, info: Info, id: strawberry.ID) -> CustomerActivationResendResult:
+        await customers.resend_activation(info.context, str(id))
+        return CustomerMailSent(customer_id=id)

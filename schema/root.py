@@ -16,7 +16,9 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLim
 from resolvers.errors import Denied
 from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
+from schema.applications import ApplicationMutations, ApplicationQueries
 from schema.errors import EXCEPTION_HANDLERS
+from schema.policies import PolicyMutations, PolicyQueries
 from schema.recovery import RecoveryMutations
 from schema.security import SecurityMutations
 from schema.sessions import SessionMutations, SessionQueries
@@ -36,13 +38,17 @@ def database_unavailable(error: BaseException | None) -> bool:
 
 
 @strawberry.type
-class Query(SessionQueries, AdminQueries, TemplateQueries):
+class Query(SessionQueries, AdminQueries, TemplateQueries,
+            PolicyQueries,
+            ApplicationQueries):
     pass
 
 
 @strawberry.type
 class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
-               SecurityMutations):
+               SecurityMutations,
+               PolicyMutations,
+               ApplicationMutations):
     pass
 
 
@@ -75,7 +81,7 @@ class ErrorPolicy(MaskErrors):
             original = error.original_error
             if isinstance(original, Denied):
                 processed.append(GraphQLError(original.message, nodes=error.nodes, path=error.path,
-                                              extensions={"code": original.code}))
+                                              extensions={**original.extensions, "code": original.code}))
             elif error.path is None or original is None or (error.extensions or {}).get("code") in DENIAL_CODES:
                 # No path: a request-level error (syntax, validation, variable coercion) that describes the input.
                 processed.append(error)

@@ -1,8 +1,7 @@
-"""Admin: applications, their branding, and their email templates."""
+"""Admin: applications' email templates."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -11,36 +10,6 @@ from strawberry.types import Info
 from resolvers import email_templates
 from schema.errors import InvalidInputError, NotFoundError
 from schema.permissions import HasPermission, requires
-from stores import config
-from stores.documents import ApplicationDocument
-
-
-@strawberry.type
-class Branding:
-    logo_url: str | None
-    primary_color: str
-    accent_color: str
-    support_email: str | None
-
-
-@strawberry.type(description="A client application: what it may do comes from its self-service policy.")
-class Application:
-    id: strawberry.ID
-    client_id: str = strawberry.field(description="Send as the X-Application-Id header.")
-    name: str
-    policy_id: str
-    is_default: bool
-    branding: Branding
-    password_reset_url: str | None
-    created_at: datetime
-
-    @classmethod
-    def from_doc(cls, doc: ApplicationDocument) -> Application:
-        b = doc.branding
-        return cls(id=strawberry.ID(doc.id), client_id=doc.client_id, name=doc.name, policy_id=doc.policy_id,
-                   is_default=doc.is_default, created_at=doc.created_at, password_reset_url=doc.password_reset_url,
-                   branding=Branding(logo_url=b.logo_url, primary_color=b.primary_color,
-                                     accent_color=b.accent_color, support_email=b.support_email))
 
 
 @strawberry.type(description="An email template: the shipped default, or an application's override.")
@@ -83,17 +52,6 @@ class EmailTemplateRefInput:
     locale: str | None = None
 
 
-@strawberry.input
-class ApplicationBrandingUpdateInput:
-    application_id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    logo_url: str | None = strawberry.UNSET
-    primary_color: str | None = strawberry.UNSET
-    accent_color: str | None = strawberry.UNSET
-    support_email: str | None = strawberry.UNSET
-    password_reset_url: str | None = strawberry.UNSET
-
-
 @strawberry.type
 class EmailTemplateList:
     templates: list[EmailTemplate]
@@ -106,17 +64,10 @@ EmailTemplateResult = Annotated[
 EmailTemplatePreviewResult = Annotated[
     EmailTemplatePreview | InvalidInputError | NotFoundError, strawberry.union("EmailTemplatePreviewResult")
 ]
-ApplicationBrandingUpdateResult = Annotated[
-    Application | InvalidInputError | NotFoundError, strawberry.union("ApplicationBrandingUpdateResult")
-]
 
 
 @strawberry.type
 class TemplateQueries:
-    @strawberry.field(description="All applications.", extensions=requires(HasPermission("applications:read")))
-    async def applications(self, info: Info) -> list[Application]:
-        return [Application.from_doc(doc) for doc in await config.list_applications()]
-
     @strawberry.field(description="Every email kind for an application: its overrides, else the defaults.",
                       extensions=requires(HasPermission("templates:read")))
     async def email_templates(self, info: Info, application_id: strawberry.ID) -> EmailTemplatesResult:
@@ -148,16 +99,3 @@ class TemplateMutations:
         view = await email_templates.reset(info.context, application_id=str(input.application_id),
                                            kind=input.kind, locale=input.locale)
         return EmailTemplate.from_view(view)
-
-    @strawberry.mutation(description="Changes an application's name, branding or own reset page URL.",
-                         extensions=requires(HasPermission("applications:write")))
-    async def application_branding_update(self, info: Info,
-                                          input: ApplicationBrandingUpdateInput) -> ApplicationBrandingUpdateResult:
-        changes = {key: value for key, value in {
-            "name": input.name, "logo_url": input.logo_url, "primary_color": input.primary_color,
-            "accent_color": input.accent_color, "support_email": input.support_email,
-            "password_reset_url": input.password_reset_url,
-        }.items() if value is not strawberry.UNSET}
-        doc = await email_templates.update_branding(info.context, application_id=str(input.application_id),
-                                                    changes=changes)
-        return Application.from_doc(doc)

@@ -8,6 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
+from resolvers import customers
 from resolvers.self_service import Area, areas
 from resolvers.sessions import describe_user_agent
 from schema.permissions import deny
@@ -101,6 +102,15 @@ class Customer:
     # -- privacy and data ------------------------------------------------------------------------
 
     # -- administration --------------------------------------------------------------------------
+
+    @strawberry.field(description="How many sessions the customer has open (counted for a whole page at once).")
+    async def session_count(self, info: Info) -> int:
+        return await customers.session_count(info.context, str(self.id))
+
+    @strawberry.field(description="True when the customer has at least one confirmed second factor (for a whole "
+                                  "page at once).")
+    async def mfa_enabled(self, info: Info) -> bool:
+        return await customers.mfa_enabled(info.context, str(self.id))
 
     @classmethod
     def from_doc(cls, doc: CustomerDocument) -> Customer:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from stores.documents import CustomerDocument, CustomerStatus
@@ -118,17 +120,53 @@ async def disable(customer_id: str, now_ms: int, change_id: str | None = None) -
     return result.matched_count == 1
 
 
-async def page(store_id: str, *, first: int, after: str | None, search: str | None) -> tuple[list[CustomerDocument], bool]:
-    """A page of customers in id order; the bool says whether more follow."""
+SEARCH_FIELDS = ("email_norm", "username_norm", "given_name_norm", "family_name_norm")
+
+
+def _listing_query(store_id: str, *, search: str | None, status: CustomerStatus | None,
+                   created_after: datetime | None, created_before: datetime | None) -> dict:
     query: dict = {"store_id": store_id}
-    if after:
-        query["_id"] = {"$gt": after}
+    if status is not None:
+        query["status"] = status
+    if created_after is not None or created_before is not None:
+        query["created_at"] = {**({"$gte": created_after} if created_after else {}),
+                               **({"$lt": created_before} if created_before else {})}
     if search:
         prefix = "^" + re.escape(search)
-        query["$or"] = [{"email_norm": {"$regex": prefix}}, {"username_norm": {"$regex": prefix}}]
+        query["$or"] = [{field: {"$regex": prefix}} for field in SEARCH_FIELDS]
+    return query
+
+
+async def page(store_id: str, *, first: int, after: str | None = None, search: str | None = None,
+               status: CustomerStatus | None = None, created_after: datetime | None = None,
+               created_before: datetime | None = None) -> tuple[list[CustomerDocument], bool]:
+    """A page of a store's customers in ``_id`` order, after the id ``after``: ids never change, so a
+    customer added meanwhile never shifts a later page (the order is stable, not chronological).
+    ``search`` is a normalised prefix of the email, username, given name or family name;
+    ``created_after`` inclusive, ``created_before`` exclusive. The bool says whether more follow."""
+    query = _listing_query(store_id, search=search, status=status, created_after=created_after,
+                           created_before=created_before)
+    if after is not None:
+        query["_id"] = {"$gt": after}
     found = await _col().find(query).sort("_id", 1).limit(first + 1).to_list()
     docs = [CustomerDocument.model_validate(raw) for raw in found[:first]]
     return docs, len(found) > first
+
+
+async def count_matching(store_id: str, *, search: str | None = None, status: CustomerStatus | None = None,
+                         created_after: datetime | None = None, created_before: datetime | None = None) -> int:
+    """How many customers the listing with these filters holds (all pages)."""
+    return await _col().count_documents(_listing_query(store_id, search=search, status=status,
+                                                       created_after=created_after, created_before=created_before))
+
+
+async def enable(customer_id: str, status: CustomerStatus, now_ms: int) -> CustomerDocument | None:
+    """Set a disabled account's status back to ``status`` (active or pending). The account afterwards, or
+    None when it does not exist or is not disabled."""
+    raw = await _col().find_one_and_update(
+        {"_id": customer_id, "status": CustomerStatus.DISABLED},
+        {"$set": {"status": status, "updated_at_ms": now_ms}}, return_document=ReturnDocument.AFTER)
+    return CustomerDocument.model_validate(raw) if raw else None
 
 
 async def count(store_id: str) -> int:

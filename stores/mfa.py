@@ -87,3 +87,12 @@ async def use_recovery_code(customer_id: str, code_hash: str, now_ms: int) -> bo
 
 async def mark_used(factor_id: str, now_ms: int) -> None:
     await _col().update_one({"_id": factor_id}, {"$set": {"last_used_at_ms": now_ms}})
+
+
+async def with_confirmed_factor(customer_ids) -> set[str]:
+    """Which of these customers have at least one confirmed factor: one aggregation, one row per such customer."""
+    cursor = await _col().aggregate([
+        {"$match": {"customer_id": {"$in": list(customer_ids)}, "confirmed": True}},
+        {"$group": {"_id": "$customer_id"}},
+    ])
+    return {row["_id"] for row in await cursor.to_list()}

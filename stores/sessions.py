@@ -111,3 +111,13 @@ async def delete_others(subject_id: str, keep_session_id: str) -> int:
 async def set_credential_version(session_id: str, credential_version: int) -> None:
     """The session stays across its subject's own credential change: record the version it now holds."""
     await _col().update_one({"_id": session_id}, {"$set": {"credential_version": credential_version}})
+
+
+async def count_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> dict[str, int]:
+    """How many active sessions each subject has: one aggregation, one row per subject with any."""
+    cursor = await _col().aggregate([
+        {"$match": {"subject_id": {"$in": list(subject_ids)}, "expires_at": {"$gt": now},
+                    "idle_expires_at_ms": {"$gt": now_ms}}},
+        {"$group": {"_id": "$subject_id", "count": {"$sum": 1}}},
+    ])
+    return {row["_id"]: row["count"] for row in await cursor.to_list()}

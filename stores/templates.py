@@ -41,3 +41,9 @@ async def best_match(application_id: str, kind: str, locale: str | None) -> Emai
         if wanted in found:
             return EmailTemplateDocument.model_validate(found[wanted])
     return None
+
+
+async def delete_for_application(application_id: str) -> int:
+    """Every override of an application (it is being deleted)."""
+    result = await _col().delete_many({"application_id": application_id})
+    return result.deleted_count

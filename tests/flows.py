@@ -126,3 +126,33 @@ async def new_application(runtime, *, name: str = "Other App", **policy_fields) 
         id=f"app-{suffix}", client_id=f"client-{suffix}", name=name, policy_id=f"policy-{suffix}",
         identity_store_id="default", created_at=now))
     return f"app-{suffix}", f"client-{suffix}"
+
+
+async def isolated_application(runtime, **policy_fields) -> tuple[str, str, str]:
+    """An application with its own policy and its own, empty identity store (so an admin listing for it
+    holds only what the test puts there); returns (application id, client id, identity store id)."""
+    import uuid
+
+    from stores import config
+    from stores.documents import IdentityStoreDocument
+
+    application_id, client_id = await new_application(runtime, **policy_fields)
+    store_id = f"store-{uuid.uuid4().hex[:10]}"
+    await config.insert_if_missing(IdentityStoreDocument(id=store_id, name=store_id, created_at=runtime.clock.now()))
+    await config.update_application(application_id, {"identity_store_id": store_id})
+    runtime.forget_applications()
+    return application_id, client_id, store_id
+
+
+def stored_customer(store_id: str, created_at, *, email: str | None = None, status: str = "active", **fields):
+    """A customer document as registration would store it (no password: the listing never needs one)."""
+    import uuid
+
+    from resolvers.identifiers import name_norm
+    from stores.documents import CustomerDocument
+
+    email = email or f"c-{uuid.uuid4().hex[:12]}@example.com"
+    return CustomerDocument(id=uuid.uuid4().hex, store_id=store_id, email=email, email_norm=email.lower(),
+                            username=email, username_norm=email.lower(), status=status, created_at=created_at,
+                            given_name_norm=name_norm(fields.get("given_name")),
+                            family_name_norm=name_norm(fields.get("family_name")), **fields)

@@ -230,7 +230,8 @@ async def test_policy_lifetime_and_the_applications_own_reset_page(gql, mailbox,
 
     # given an application with a 10-minute reset lifetime and its own reset page
     application_id, client_id = await new_application(runtime, password_reset_ttl_minutes=10)
-    await config.update_application(application_id, {"password_reset_url": "https://shop.example/account/reset?x=1"})
+    await config.update_application(application_id, {"password_reset_url": "https://shop.example/account/reset?x=1",
+                                                      "redirect_urls": ["https://shop.example/account"]})
     runtime.forget_applications()
     headers = {"x-application-id": client_id}
     email = unique_email("ownpage")

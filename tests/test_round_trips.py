@@ -100,3 +100,56 @@ async def test_admin_listing_with_sessions_has_no_n_plus_one(counted, mailbox):
 
     assert costs[2] == costs[6]
     assert costs[6].count("find") == 4  # admin's session, admin, the page, every listed customer's sessions
+
+
+LISTING_WITH_STATE = """
+query List($first: Int!) {
+  customers(first: $first) { edges { node { id email sessionCount mfaEnabled } } }
+}
+"""
+
+
+async def test_listing_100_customers_with_session_counts_and_mfa_state_costs_what_listing_5_does(counted):
+    from datetime import timedelta
+
+    from resolvers.security import new_id
+    from stores import customers as customer_store
+    from stores import sessions as session_store
+    from stores.documents import FactorType, MfaFactorDocument, SessionDocument
+    from tests.flows import isolated_application, stored_customer
+
+    # given 100 customers of one identity store, each with sessions, every third with a confirmed factor
+    app, gql, counter = counted
+    runtime = app.state.runtime
+    _, client_id, store_id = await isolated_application(runtime)
+    headers = {"x-application-id": client_id}
+    now = runtime.clock.now()
+    customers = [stored_customer(store_id, now) for _ in range(100)]
+    in_an_hour = now + timedelta(hours=1)
+    for i, doc in enumerate(customers):
+        await customer_store.insert(doc)
+        for _ in range(1 + i % 2):
+            await session_store.insert(SessionDocument(
+                id=new_id(), token_hash=new_id(), kind="customer", subject_id=doc.id, created_at=now,
+                expires_at=in_an_hour, idle_expires_at_ms=int(in_an_hour.timestamp() * 1000),
+                last_seen_at_ms=int(now.timestamp() * 1000)))
+        if i % 3 == 0:
+            await MfaFactorDocument.get_pymongo_collection().insert_one(MfaFactorDocument(
+                id=new_id(), customer_id=doc.id, type=FactorType.TOTP, confirmed=True, created_at=now,
+            ).model_dump(by_alias=True))
+    admin = await admin_token(runtime, gql)
+
+    # when an admin lists 5 of them, then all 100, with their session counts and MFA state
+    costs, pages = {}, {}
+    for first in (5, 100):
+        await gql(LISTING_WITH_STATE, {"first": 1}, token=admin, headers=headers)  # the application is cached
+        counter.names.clear()
+        listed = assert_no_errors(await gql(LISTING_WITH_STATE, {"first": first}, token=admin, headers=headers))
+        costs[first], pages[first] = list(counter.names), listed["customers"]["edges"]
+
+    # then both cost the same commands: the admin's session and role, the page, then one count of every
+    # listed customer's sessions and one look at every listed customer's factors
+    expected = {doc.id: (1 + i % 2, i % 3 == 0) for i, doc in enumerate(customers)}
+    assert len(pages[100]) == 100
+    assert all((n["node"]["sessionCount"], n["node"]["mfaEnabled"]) == expected[n["node"]["id"]] for n in pages[100])
+    assert costs[5] == costs[100] == ["find", "find", "find", "aggregate", "aggregate"]

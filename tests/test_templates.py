@@ -36,8 +36,8 @@ query List($id: ID!) {
 """
 
 BRANDING = """
-mutation Brand($input: ApplicationBrandingUpdateInput!) {
-  applicationBrandingUpdate(input: $input) {
+mutation Brand($id: ID!, $input: ApplicationInput!) {
+  applicationUpdate(id: $id, input: $input) {
     __typename
     ... on Application { name branding { primaryColor accentColor logoUrl supportEmail } }
     ... on InvalidInputError { fields { field code } }
@@ -62,9 +62,9 @@ async def test_override_and_branding_colours_appear_in_the_sent_mail(gql, mailbo
     # given an application with its own branding and its own password-reset template
     application_id, client_id = await new_application(runtime, name="Acme Shop")
     admin = await admin_token(runtime, gql)
-    branded = assert_no_errors(await gql(BRANDING, {"input": {
-        "applicationId": application_id, "primaryColor": "#123456", "accentColor": "#abcdef",
-        "supportEmail": "help@acme.example"}}, token=admin))["applicationBrandingUpdate"]
+    branded = assert_no_errors(await gql(BRANDING, {"id": application_id, "input": {"branding": {
+        "primaryColor": "#123456", "accentColor": "#abcdef", "supportEmail": "help@acme.example"}}},
+        token=admin))["applicationUpdate"]
     assert branded["branding"]["primaryColor"] == "#123456"
     saved = assert_no_errors(await gql(UPDATE, template_input(application_id), token=admin))["emailTemplateUpdate"]
     assert saved == {"__typename": "EmailTemplate", "kind": "password_reset", "locale": None,
@@ -165,8 +165,8 @@ async def test_preview_renders_sample_data_with_branding(gql, runtime):
 
 
 RESET_PAGE = """
-mutation Page($input: ApplicationBrandingUpdateInput!) {
-  applicationBrandingUpdate(input: $input) {
+mutation Page($id: ID!, $input: ApplicationInput!) {
+  applicationUpdate(id: $id, input: $input) {
     __typename
     ... on Application { passwordResetUrl }
     ... on InvalidInputError { fields { field code message } }
@@ -183,21 +183,20 @@ async def test_the_applications_own_reset_page_must_be_https(gql, runtime):
     # when the reset page is set to anything but an absolute https URL
     for url in ("http://shop.example/reset", "HTTP://shop.example/reset", "javascript:alert(1)", "/reset",
                 "https:///reset", "https://shop.example/reset page", 'https://shop.example/"><script>'):
-        refused = assert_no_errors(await gql(RESET_PAGE, {"input": {"applicationId": application_id,
-                                                                    "passwordResetUrl": url}}, token=admin))
+        refused = assert_no_errors(await gql(RESET_PAGE, {"id": application_id, "input": {
+            "redirectUrls": ["https://shop.example"], "passwordResetUrl": url}}, token=admin))
 
         # then it is refused with a field error that says https
-        assert refused["applicationBrandingUpdate"]["__typename"] == "InvalidInputError", url
-        fields = refused["applicationBrandingUpdate"]["fields"]
+        assert refused["applicationUpdate"]["__typename"] == "InvalidInputError", url
+        fields = refused["applicationUpdate"]["fields"]
         assert [(f["field"], f["code"]) for f in fields] == [("passwordResetUrl", "INVALID")], url
         assert "https://" in fields[0]["message"]
 
     # and an https URL is kept
-    kept = assert_no_errors(await gql(RESET_PAGE, {"input": {"applicationId": application_id,
-                                                             "passwordResetUrl": "https://shop.example/reset?x=1"}},
-                                      token=admin))
-    assert kept["applicationBrandingUpdate"] == {"__typename": "Application",
-                                                 "passwordResetUrl": "https://shop.example/reset?x=1"}
+    kept = assert_no_errors(await gql(RESET_PAGE, {"id": application_id, "input": {
+        "redirectUrls": ["https://shop.example"], "passwordResetUrl": "https://shop.example/reset?x=1"}}, token=admin))
+    assert kept["applicationUpdate"] == {"__typename": "Application",
+                                         "passwordResetUrl": "https://shop.example/reset?x=1"}
 
 
 async def test_template_admin_needs_the_templates_permissions(gql, mailbox, runtime):

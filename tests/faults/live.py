@@ -149,3 +149,16 @@ def stop_database(data_dir: Path) -> None:
             os.kill(pid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
         pass  # it went away by itself
+
+
+def create_admin(env: dict[str, str], role: str = "owner") -> str:
+    """An admin made by ``identity-gateway create-admin`` on a live gateway's database; returns its email
+    (the password is ``tests.flows.ADMIN_PASSWORD``)."""
+    from tests.flows import ADMIN_PASSWORD
+    from tests.support import unique_email
+
+    email = unique_email("live-admin")
+    subprocess.run([sys.executable, "-m", "gateway.cli", "create-admin", "--email", email, "--password-stdin",
+                    "--role", role], input=ADMIN_PASSWORD + "\n", cwd=REPO, env=env, check=True,
+                   capture_output=True, text=True, timeout=60)
+    return email
