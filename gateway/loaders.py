@@ -11,8 +11,8 @@ from functools import cached_property
 from strawberry.dataloader import DataLoader
 
 from resolvers.context import Clock, epoch_ms
-from stores import customers, sessions
-from stores.documents import CustomerDocument, SessionDocument
+from stores import attributes, customers, sessions
+from stores.documents import AttributeDefinitionDocument, CustomerDocument, SessionDocument
 
 
 class Loaders:
@@ -27,6 +27,11 @@ class Loaders:
     def sessions(self) -> DataLoader[str, list[SessionDocument]]:
         return DataLoader(self._sessions)
 
+    @cached_property
+    def attribute_definitions(self) -> DataLoader[str, list[AttributeDefinitionDocument]]:
+        """By identity store id: every custom attribute definition of the store, archived included."""
+        return DataLoader(self._attribute_definitions)
+
     async def _customers(self, ids: Sequence[str]) -> list[CustomerDocument | None]:
         found = await customers.get_many(ids)
         return [found.get(i) for i in ids]
@@ -35,3 +40,7 @@ class Loaders:
         now = self._clock.now()
         found = await sessions.list_active_for_subjects(subject_ids, now, epoch_ms(now))
         return [found.get(i, []) for i in subject_ids]
+
+    async def _attribute_definitions(self, store_ids: Sequence[str]) -> list[list[AttributeDefinitionDocument]]:
+        found = await attributes.list_for_stores(store_ids)
+        return [found.get(i, []) for i in store_ids]

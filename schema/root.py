@@ -17,6 +17,7 @@ from resolvers.errors import Denied
 from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.errors import EXCEPTION_HANDLERS
+from schema.profile import ProfileMutations, ProfileQueries
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
@@ -34,12 +35,14 @@ def database_unavailable(error: BaseException | None) -> bool:
 
 
 @strawberry.type
-class Query(SessionQueries, AdminQueries, TemplateQueries):
+class Query(SessionQueries, AdminQueries, TemplateQueries,
+            ProfileQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations):
+class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
+               ProfileMutations):
     pass
 
 
