@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     password_reset_ip_attempts: int = 30
     password_reset_window_seconds: int = 3600
     password_reset_token_attempts: int = 10
+    # Email change: requests per customer (answered RateLimitedError), verification mails per new address (silent).
+    email_change_attempts: int = 5
+    email_change_address_attempts: int = 3
+    email_change_window_seconds: int = 3600
 
     # GraphQL limits
     graphql_max_depth: int = 12

@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import notifications, registration
+from resolvers import notifications, profile, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -31,7 +31,9 @@ logger = logging.getLogger("gateway")
 
 APPLICATION_CACHE_SECONDS = 5.0
 JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_mail,
-                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
+                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
+                profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
+                profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 
@@ -63,6 +65,8 @@ def build_rules(settings: Settings) -> Rules:
         reset_email=limit(settings.password_reset_email_attempts, settings.password_reset_window_seconds),
         reset_ip=limit(settings.password_reset_ip_attempts, settings.password_reset_window_seconds),
         reset_token=limit(settings.password_reset_token_attempts, settings.password_reset_window_seconds),
+        email_change=limit(settings.email_change_attempts, settings.email_change_window_seconds),
+        email_change_address=limit(settings.email_change_address_attempts, settings.email_change_window_seconds),
     )
 
 

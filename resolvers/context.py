@@ -79,6 +79,8 @@ class Rules:
     reset_email: Limit
     reset_ip: Limit
     reset_token: Limit
+    email_change: Limit = Limit(5, 3600)  # email-change requests per customer (answered RateLimited)
+    email_change_address: Limit = Limit(3, 3600)  # verification mails per new address (silent)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                        "expires_in_minutes": 60},
     "password_changed": {"customer": SAMPLE_CUSTOMER},
     "username_reminder": {"customer": SAMPLE_CUSTOMER},
+    "email_change_verify": {"customer": {**SAMPLE_CUSTOMER, "email": "ada@example.org", "username": None,
+                                         "given_name": None, "family_name": None},
+                            "new_email": "ada@example.org",
+                            "action_url": "https://example.com/email-change?token=SAMPLE", "expires_in_minutes": 60},
+    "email_changed": {"customer": SAMPLE_CUSTOMER, "new_email_hint": "a•••@example.org"},
 }
 
 
