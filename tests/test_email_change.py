@@ -282,3 +282,21 @@ async def test_in_username_mode_the_username_stays(gql, mailbox, runtime):
     # then the email changed and the username did not
     assert assert_no_errors(await gql(ME, token=token, headers=headers))["me"] == {
         "email": new, "username": username, "profile": {"email": new}}
+
+
+async def test_a_link_changes_the_account_it_was_issued_for_whoever_sends_it(gql, mailbox, runtime):
+    # given two customers; the first asked for a new address
+    ada_email, bob_email, new = unique_email("for-ada"), unique_email("for-bob"), unique_email("for-new")
+    ada = await active_customer(gql, mailbox, ada_email)
+    bob = await active_customer(gql, mailbox, bob_email)
+    await request(gql, ada, new)
+    await runtime.drain()
+    link = await change_link(mailbox, new)
+
+    # when the second customer, signed in, sends the first one's link
+    sent = assert_no_errors(await gql(CONFIRM, {"token": link}, token=bob))["emailChangeConfirm"]
+
+    # then the account the link was issued for changed, and the sender's did not
+    assert sent == {"__typename": "EmailChanged", "email": new}
+    assert assert_no_errors(await gql(ME, token=ada))["me"]["email"] == new
+    assert assert_no_errors(await gql(ME, token=bob))["me"]["email"] == bob_email

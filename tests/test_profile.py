@@ -195,3 +195,20 @@ async def test_me_profile_is_one_round_trip_and_attributes_add_one_read(counted,
     assert me["profile"]["phoneNumber"] == "+41446681800" and me["profile"]["locale"] == "de-CH"
     assert profile_only == ["find"]
     assert counter.names == ["find", "find"]
+
+
+async def test_a_second_customer_reaches_nothing_of_the_first(gql, mailbox):
+    # given two customers, the first with a phone number
+    ada = await active_customer(gql, mailbox, unique_email("idor-ada"), givenName="Ada")
+    bob = await active_customer(gql, mailbox, unique_email("idor-bob"), givenName="Bob")
+    await update(gql, ada, phoneNumber="+41 44 668 18 00")
+    ada_id = assert_no_errors(await gql("query { me { id } }", token=ada))["me"]["id"]
+
+    # when the second reads the first by id, and changes "a" profile (the input names no account)
+    read = await gql(CUSTOMER_PROFILE, {"id": ada_id}, token=bob)
+    await update(gql, bob, phoneNumber="+1 212 555 0100", givenName="Robert")
+
+    # then reading is refused (an admin field), and only the second's own profile changed
+    assert_denied(read, "FORBIDDEN")
+    ada_profile = assert_no_errors(await gql(ME_PROFILE, token=ada))["me"]["profile"]
+    assert ada_profile["givenName"] == "Ada" and ada_profile["phoneNumber"] == "+41446681800"
