@@ -97,7 +97,8 @@ def has_control(value: str, *, allow_newline: bool = False) -> bool:
 
 
 def _text(problems: Problems, value: Any, field: str, max_length: int, *, allow_newline: bool = False) -> str | None:
-    """A trimmed short text, or None when empty; a problem for a non-string, an over-long value or control characters."""
+    """A trimmed short text, or None when empty; a problem for a non-string, an over-long value or control
+    characters."""
     if value is None:
         return None
     if not isinstance(value, str):

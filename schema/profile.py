@@ -277,7 +277,7 @@ class ProfileMutations:
             self_service_editable=input.self_service_editable)
         return AttributeDefinitionSaved(definition=AttributeDefinition.from_doc(created))
 
-    @strawberry.mutation(description="Changes some settings of a custom attribute (optimistic concurrency on `version`).",
+    @strawberry.mutation(description="Changes some settings of a custom attribute (optimistic concurrency: `version`).",
                          extensions=requires(HasPermission("attributes:write")))
     async def attribute_definition_update(self, info: Info, id: strawberry.ID,
                                           input: AttributeDefinitionUpdateInput) -> AttributeDefinitionUpdateResult:
