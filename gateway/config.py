@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # Emailed second-factor codes (sign-in and re-authentication) per account per window.
     mfa_email_code_attempts: int = 5
     mfa_email_code_window_seconds: int = 900
+    # Email change: requests per customer (answered RateLimitedError), verification mails per new address (silent).
+    email_change_attempts: int = 5
+    email_change_address_attempts: int = 3
+    email_change_window_seconds: int = 3600
 
     # GraphQL limits
     graphql_max_depth: int = 12

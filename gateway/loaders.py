@@ -11,8 +11,14 @@ from functools import cached_property
 from strawberry.dataloader import DataLoader
 
 from resolvers.context import Clock, epoch_ms
-from stores import config, customers, mfa, sessions
-from stores.documents import CustomerDocument, MfaFactorDocument, PolicyDocument, SessionDocument
+from stores import attributes, config, customers, mfa, sessions
+from stores.documents import (
+    AttributeDefinitionDocument,
+    CustomerDocument,
+    MfaFactorDocument,
+    PolicyDocument,
+    SessionDocument,
+)
 
 
 class Loaders:
@@ -45,6 +51,11 @@ class Loaders:
     def policy(self) -> DataLoader[str, PolicyDocument | None]:
         return DataLoader(self._policies)
 
+    @cached_property
+    def attribute_definitions(self) -> DataLoader[str, list[AttributeDefinitionDocument]]:
+        """By identity store id: every custom attribute definition of the store, archived included."""
+        return DataLoader(self._attribute_definitions)
+
     async def _customers(self, ids: Sequence[str]) -> list[CustomerDocument | None]:
         found = await customers.get_many(ids)
         return [found.get(i) for i in ids]
@@ -70,3 +81,7 @@ class Loaders:
     async def _policies(self, ids: Sequence[str]) -> list[PolicyDocument | None]:
         found = await config.get_policies(ids)
         return [found.get(i) for i in ids]
+
+    async def _attribute_definitions(self, store_ids: Sequence[str]) -> list[list[AttributeDefinitionDocument]]:
+        found = await attributes.list_for_stores(store_ids)
+        return [found.get(i, []) for i in store_ids]

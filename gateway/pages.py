@@ -30,7 +30,7 @@ from starlette.routing import Route
 from gateway.csrf import FIELD as CSRF_FIELD
 from gateway.csrf import CsrfProtection
 from gateway.runtime import Runtime, UnknownApplication
-from resolvers import links, recovery, registration
+from resolvers import links, profile, recovery, registration
 from resolvers.context import Context, RequestMeta
 from resolvers.errors import DomainError, InvalidInput, RateLimited
 from resolvers.links import LinkState
@@ -90,6 +90,20 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
         peek=registration.peek_activation, consume=registration.confirm_activation,
         resend=registration.resend_activation,
         resent_text="If a pending account uses this address, we have emailed a new link.",
+    ),
+    ConfirmLinkPage(
+        path="/email-change", purpose=profile.EMAIL_CHANGE, title="Email address change",
+        question_heading="Confirm your new email address",
+        question="Confirm that you want to sign in to {application} with this email address from now on.",
+        button="Use this address",
+        confirmed_heading="Your email address is changed",
+        confirmed_text="Sign in to {application} with this address from now on.",
+        already_heading="Your email address is already changed",
+        already_text="This link was used before. Sign in to {application} with this address.",
+        invalid_heading="This link is invalid or has expired",
+        invalid_text="Email change links work once and expire, and the address must still be free. "
+                     "Sign in to {application} and ask for a new one.",
+        peek=profile.peek_email_change, consume=profile.confirm_email_change_link,
     ),
 )
 

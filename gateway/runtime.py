@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import mfa, notifications, recovery, registration
+from resolvers import mfa, notifications, profile, recovery, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -37,7 +37,9 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 recovery.RESET_MAIL: recovery.reset_mail_job,
                 recovery.REMINDER_MAIL: recovery.reminder_mail_job,
                 notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
-                mfa.MFA_NOTICE: mfa.send_notice}
+                mfa.MFA_NOTICE: mfa.send_notice,
+                profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
+                profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 SWEEP_INTERVAL_SECONDS = 5.0  # how often every instance retries due mail and runs due jobs
@@ -81,6 +83,8 @@ def build_rules(settings: Settings) -> Rules:
         reset_ip=limit(settings.password_reset_ip_attempts, settings.password_reset_window_seconds),
         reset_token=limit(settings.password_reset_token_attempts, settings.password_reset_window_seconds),
         mfa_email_code=limit(settings.mfa_email_code_attempts, settings.mfa_email_code_window_seconds),
+        email_change=limit(settings.email_change_attempts, settings.email_change_window_seconds),
+        email_change_address=limit(settings.email_change_address_attempts, settings.email_change_window_seconds),
     )
 
 

@@ -43,6 +43,11 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
     "mfa_code": {"customer": SAMPLE_CUSTOMER, "code": "123456", "expires_in_minutes": 10},
     "mfa_factor_added": {"customer": SAMPLE_CUSTOMER, "factor": "Authenticator app"},
     "mfa_factor_removed": {"customer": SAMPLE_CUSTOMER, "factor": "Authenticator app"},
+    "email_change_verify": {"customer": {**SAMPLE_CUSTOMER, "email": "ada@example.org", "username": None,
+                                         "given_name": None, "family_name": None},
+                            "new_email": "ada@example.org",
+                            "action_url": "https://example.com/email-change?token=SAMPLE", "expires_in_minutes": 60},
+    "email_changed": {"customer": SAMPLE_CUSTOMER, "new_email_hint": "a•••@example.org"},
 }
 
 

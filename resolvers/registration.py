@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from resolvers import audit, links, mail_requests, ratelimit
+from resolvers.attributes import validate_name
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, Problems, RateLimited, RetryLater
 from resolvers.identifiers import name_norm, normalize_identifier, validate_email, validate_username
@@ -13,22 +14,10 @@ from resolvers.security import is_text, new_id
 from stores import customers
 from stores.documents import CustomerDocument, CustomerStatus, UsernameMode
 
-NAME_MAX = 100
 ACTIVATION = "activation"
 REGISTRATION_MAIL = "registration_mail"
 RESEND_MAIL = "activation_resend_mail"
 REGISTRATION_SETTLE_MS = 120_000  # how long a registration's job waits for its account to appear
-
-
-def _validate_name(problems: Problems, value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if len(value) > NAME_MAX:
-        problems.add(field, "TOO_LONG", f"Use at most {NAME_MAX} characters.")
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or not is_text(value):
-        problems.add(field, "INVALID", "Remove control characters.")
-    return value or None
 
 
 def _username(problems: Problems, mode: str, username: str | None, email: str) -> str:
@@ -54,8 +43,8 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     problems = Problems()
     email = validate_email(problems, email)
     username = _username(problems, ctx.policy.username_mode, username, email)
-    given_name = _validate_name(problems, given_name, "givenName")
-    family_name = _validate_name(problems, family_name, "familyName")
+    given_name = validate_name(problems, given_name, "givenName")
+    family_name = validate_name(problems, family_name, "familyName")
     if password and not is_text(password):
         problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()

@@ -19,12 +19,19 @@ from schema.admin import AdminMutations, AdminQueries
 from schema.applications import ApplicationMutations, ApplicationQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.policies import PolicyMutations, PolicyQueries
+from schema.profile import ProfileMutations, ProfileQueries
 from schema.recovery import RecoveryMutations
 from schema.security import SecurityMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
-from schema.validation import (MAX_VALIDATION_ERRORS, BoundedParserCache, DocumentLimits, DocumentValidation,
-                               DocumentValidator, MaxDocumentCharacters)
+from schema.validation import (
+    MAX_VALIDATION_ERRORS,
+    BoundedParserCache,
+    DocumentLimits,
+    DocumentValidation,
+    DocumentValidator,
+    MaxDocumentCharacters,
+)
 
 logger = logging.getLogger("gateway.errors")
 
@@ -40,7 +47,8 @@ def database_unavailable(error: BaseException | None) -> bool:
 @strawberry.type
 class Query(SessionQueries, AdminQueries, TemplateQueries,
             PolicyQueries,
-            ApplicationQueries):
+            ApplicationQueries,
+            ProfileQueries):
     pass
 
 
@@ -48,7 +56,8 @@ class Query(SessionQueries, AdminQueries, TemplateQueries,
 class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
                SecurityMutations,
                PolicyMutations,
-               ApplicationMutations):
+               ApplicationMutations,
+               ProfileMutations):
     pass
 
 

@@ -9,9 +9,11 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import customers
+from resolvers import profile as personal_information
 from resolvers.self_service import Area, areas
 from resolvers.sessions import describe_user_agent
 from schema.permissions import deny
+from schema.profile import CustomerAttribute, Profile
 from schema.security import CustomerSecurity
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
 
@@ -90,6 +92,16 @@ class Customer:
         return SelfService(**{area.value: on[area] for area in Area})
 
     # -- personal information --------------------------------------------------------------------
+
+    @strawberry.field(description="The standard attributes. The customer's own: from their session, no extra read.")
+    async def profile(self, info: Info) -> Profile:
+        return Profile.from_model(await personal_information.profile_of(info.context, str(self.id)))
+
+    @strawberry.field(description="Custom attributes: a customer sees the self-service visible ones; an admin "
+                                  "with customers:read every one, archived included.")
+    async def attributes(self, info: Info) -> list[CustomerAttribute]:
+        views = await personal_information.attributes_of(info.context, str(self.id))
+        return [CustomerAttribute.from_view(view) for view in views]
 
     # -- account settings ------------------------------------------------------------------------
 

@@ -171,3 +171,45 @@ async def enable(customer_id: str, status: CustomerStatus, now_ms: int) -> Custo
 
 async def count(store_id: str) -> int:
     return await _col().count_documents({"store_id": store_id})
+
+
+async def update_profile(customer_id: str, store_id: str, set_fields: dict, unset_fields: list[str],
+                         now_ms: int) -> CustomerDocument | None:
+    """Set and remove profile fields (dotted paths such as ``attributes.tier`` allowed) in one write;
+    returns the customer afterwards, or None when no customer of this store has this id.
+
+    No unique index covers these fields (nx-27017 answers a unique-index refusal of
+    ``find_one_and_update`` with None, not an error: changes of unique fields go through ``update_one``).
+    """
+    update: dict = {"$set": {**set_fields, "updated_at_ms": now_ms}}
+    if unset_fields:
+        update["$unset"] = {name: "" for name in unset_fields}
+    raw = await _col().find_one_and_update({"_id": customer_id, "store_id": store_id}, update,
+                                           return_document=ReturnDocument.AFTER)
+    return CustomerDocument.model_validate(raw) if raw else None
+
+
+async def change_email(customer_id: str, old_email_norm: str, credential_version: int, fields: dict,
+                       now_ms: int) -> bool:
+    """Replace the email (``fields``: ``email``, ``email_norm``, perhaps ``username``/``username_norm``)
+    of an active customer whose email and credential version are still the ones read, in one write.
+
+    The unique indexes decide at this moment: raises DuplicateCustomer when another account of the
+    store holds the address (or the username) now. False when the customer changed meanwhile.
+    ``update_one`` on purpose: it reports a unique-index refusal on nx-27017 too.
+    """
+    try:
+        result = await _col().update_one(
+            {"_id": customer_id, "status": CustomerStatus.ACTIVE, "email_norm": old_email_norm,
+             "credential_version": credential_version},
+            {"$set": {**fields, "email_verified": True, "updated_at_ms": now_ms}},
+        )
+    except DuplicateKeyError as exc:
+        raise DuplicateCustomer(_duplicate_field(exc)) from exc
+    return result.modified_count == 1
+
+
+async def has_attribute_value(store_id: str, key: str) -> bool:
+    """True when some customer of the store holds a value for the custom attribute ``key``."""
+    found = await _col().find_one({"store_id": store_id, f"attributes.{key}": {"$exists": True}}, {"_id": 1})
+    return found is not None

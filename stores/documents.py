@@ -351,6 +351,7 @@ class OneTimeTokenDocument(Document):
     expires_at: datetime
     used: bool = False
     used_at_ms: int | None = None
+    new_email: str | None = None  # email_change: the address being verified; the email only once confirmed
 
     class Settings:
         name = "one_time_tokens"

@@ -48,3 +48,9 @@ async def get(token_hash: str) -> OneTimeTokenDocument | None:
     raw = await _col().find_one({"token_hash": token_hash})
     return OneTimeTokenDocument.model_validate(raw) if raw else None
 
+
+
+async def revoke(purpose: str, subject_id: str) -> bool:
+    """Remove a subject's link of this purpose, used or not; False when there was none."""
+    result = await _col().delete_one({"_id": link_id(purpose, subject_id)})
+    return result.deleted_count == 1
