@@ -44,6 +44,11 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                        "expires_in_minutes": 60},
     "password_changed": {"customer": SAMPLE_CUSTOMER},
     "username_reminder": {"customer": SAMPLE_CUSTOMER},
+    "admin_invitation": {"admin": {"email": "grace@example.com"}, "role": "support",
+                         "action_url": "https://example.com/admin/invitation?token=SAMPLE", "expires_in_minutes": 4320},
+    "admin_password_reset": {"admin": {"email": "grace@example.com"},
+                             "action_url": "https://example.com/admin/reset-password?token=SAMPLE",
+                             "expires_in_minutes": 60},
 }
 
 

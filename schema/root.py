@@ -16,6 +16,9 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLim
 from resolvers.errors import Denied
 from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
+from schema.admins import AdminsMutations, AdminsQueries
+from schema.api_keys import ApiKeyMutations, ApiKeyQueries
+from schema.audit import AuditQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
@@ -34,12 +37,27 @@ def database_unavailable(error: BaseException | None) -> bool:
 
 
 @strawberry.type
-class Query(SessionQueries, AdminQueries, TemplateQueries):
+class Query(
+    SessionQueries,
+    AdminQueries,
+    TemplateQueries,
+    AdminsQueries,
+    ApiKeyQueries,
+    AuditQueries,
+):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations):
+class Mutation(
+    AccountMutations,
+    SessionMutations,
+    RecoveryMutations,
+    AdminMutations,
+    TemplateMutations,
+    AdminsMutations,
+    ApiKeyMutations,
+):
     pass
 
 
