@@ -120,8 +120,12 @@ class GuardRemoval(StrEnum):
     STALE = "stale"  # the admin changed since it was read: read it again
 
 
-def _newer_than_seen(admin_id: str, version: int) -> dict[str, Any]:
-    return {"$or": [{f"seen.{admin_id}": {"$exists": False}}, {f"seen.{admin_id}": {"$lt": version}}]}
+def _guard_where(admin_id: str, version: int, *conditions: dict[str, Any]) -> dict[str, Any]:
+    """The guard, if no update for ``version`` or a later version of this admin reached it yet.
+
+    One explicit $and: nx-27017 can lose conditions next to a $or (docs/architecture.md, quirks)."""
+    newer = {"$or": [{f"seen.{admin_id}": {"$exists": False}}, {f"seen.{admin_id}": {"$lt": version}}]}
+    return {"$and": [{"_id": GUARD_ID}, *conditions, newer]}
 
 
 async def ensure_owner_guard() -> None:
@@ -145,7 +149,7 @@ async def guard_add(admin_id: str, version: int) -> bool:
     demoted or disabled since): then it stays out. False in that case.
     """
     result = await _guard().update_one(
-        {"_id": GUARD_ID, **_newer_than_seen(admin_id, version)},
+        _guard_where(admin_id, version),
         {"$addToSet": {"owners": admin_id}, "$set": {f"seen.{admin_id}": version}},
     )
     return result.matched_count == 1
@@ -159,7 +163,7 @@ async def guard_remove(admin_id: str, version: int) -> GuardRemoval:
     so of two concurrent removals of the last two owners exactly one matches.
     """
     result = await _guard().update_one(
-        {"_id": GUARD_ID, "owners": {"$elemMatch": {"$ne": admin_id}}, **_newer_than_seen(admin_id, version)},
+        _guard_where(admin_id, version, {"owners": {"$elemMatch": {"$ne": admin_id}}}),
         {"$pull": {"owners": admin_id}, "$set": {f"seen.{admin_id}": version}},
     )
     if result.matched_count == 1:

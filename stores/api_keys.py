@@ -13,8 +13,11 @@ def _col():
     return ApiKeyDocument.get_pymongo_collection()
 
 
-def _usable(now: datetime) -> dict:
-    return {"revoked_at_ms": None, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+def _usable(key_hash: str, now: datetime) -> dict:
+    # One explicit $and: nx-27017 loses the other conditions next to a $or that compares datetimes
+    # (docs/architecture.md, quirks).
+    return {"$and": [{"key_hash": key_hash}, {"revoked_at_ms": None},
+                     {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}]}
 
 
 async def insert(key: ApiKeyDocument) -> None:
@@ -23,7 +26,7 @@ async def insert(key: ApiKeyDocument) -> None:
 
 async def find_usable_by_hash(key_hash: str, now: datetime) -> dict | None:
     """The raw key document (the hot path skips model validation) if it is neither revoked nor expired."""
-    return await _col().find_one({"key_hash": key_hash, **_usable(now)}, {"key_hash": 0})
+    return await _col().find_one(_usable(key_hash, now), {"key_hash": 0})
 
 
 async def get(key_id: str) -> ApiKeyDocument | None:
@@ -56,6 +59,6 @@ async def revoke_created_by(admin_id: str, now_ms: int, revoked_by: str) -> int:
 async def touch(key_id: str, now_ms: int, not_since_ms: int) -> None:
     """Record use, at most once per interval: only when last used before ``not_since_ms``."""
     await _col().update_one(
-        {"_id": key_id, "$or": [{"last_used_at_ms": None}, {"last_used_at_ms": {"$lt": not_since_ms}}]},
+        {"$and": [{"_id": key_id}, {"$or": [{"last_used_at_ms": None}, {"last_used_at_ms": {"$lt": not_since_ms}}]}]},
         {"$set": {"last_used_at_ms": now_ms}},
     )
