@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from resolvers.context import Context, Principal
+from resolvers.context import Context, Principal, epoch_ms
 from resolvers.errors import Denied, forbidden, unauthenticated
 from resolvers.security import is_text, new_id
 from stores import audit as audit_store
@@ -62,8 +62,9 @@ async def record(ctx: Context, event_type: str, *, subject_id: str | None = None
         target_kind = TARGET_KIND_OF.get(prefix, prefix)
     if result is None:
         result = AuditResult.FAILURE if event_type.endswith(FAILED_SUFFIX) else AuditResult.SUCCESS
+    now = ctx.now()
     await audit_store.insert(AuditEventDocument(
-        id=new_id(), type=event_type, at=ctx.now(), actor_kind=kind, actor_id=actor, actor_name=actor_name,
+        id=new_id(), type=event_type, at=now, at_ms=epoch_ms(now), actor_kind=kind, actor_id=actor, actor_name=actor_name,
         subject_id=subject_id, target_kind=target_kind, result=result, application_id=ctx.application.id,
         ip_address=ctx.request.ip_address, user_agent=ctx.request.user_agent,
         request_id=ctx.request.request_id, data=data,
@@ -96,20 +97,19 @@ def bad_argument(message: str) -> Denied:
 
 
 def encode_cursor(event: AuditEventDocument) -> str:
-    """An opaque cursor: the event's place in the ``(at, _id)`` order."""
-    at_ms = int(event.at.timestamp() * 1000)
-    return base64.urlsafe_b64encode(f"a:{at_ms}:{event.id}".encode()).decode()
+    """An opaque cursor: the event's place in the ``(at_ms, _id)`` order."""
+    return base64.urlsafe_b64encode(f"a:{event.at_ms}:{event.id}".encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
     if cursor is None:
         return None
     try:
         kind, at_ms, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if kind != "a" or not event_id or len(event_id) > 64:
+        if kind != "a" or not at_ms.isdigit() or len(at_ms) > 16 or not event_id or len(event_id) > 64:
             raise ValueError(kind)
-        return datetime.fromtimestamp(int(at_ms) / 1000, UTC), event_id
-    except (binascii.Error, UnicodeError, ValueError, OverflowError, OSError):
+        return int(at_ms), event_id
+    except (binascii.Error, UnicodeError, ValueError):
         raise bad_argument("`after` is not a cursor of this list.") from None
 
 
@@ -119,8 +119,11 @@ def _first(first: int) -> int:
     return first
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _ms(moment: datetime | None) -> int | None:
+    """Epoch milliseconds of a moment; one without a time zone is taken as UTC."""
+    if moment is None:
+        return None
+    return epoch_ms(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
 
 
 async def page(ctx: Context, *, first: int, after: str | None, filter: AuditFilter | None = None) -> EventPage:
@@ -129,12 +132,12 @@ async def page(ctx: Context, *, first: int, after: str | None, filter: AuditFilt
     for name, value in (("actorId", filter.actor_id), ("targetId", filter.target_id), ("action", filter.action)):
         if value is not None and (not value or len(value) > MAX_FILTER or not is_text(value)):
             raise bad_argument(f"`filter.{name}` must be 1 to {MAX_FILTER} characters.")
-    since, until = _utc(filter.since), _utc(filter.until)
+    since, until = _ms(filter.since), _ms(filter.until)
     if since is not None and until is not None and since >= until:
         raise bad_argument("`filter.from` must be before `filter.to`.")
     events, more = await audit_store.page(
         first=_first(first), after=_decode_cursor(after), actor_id=filter.actor_id, subject_id=filter.target_id,
-        action=filter.action, since=since, until=until)
+        action=filter.action, since_ms=since, until_ms=until)
     return EventPage(events, more)
 
 
