@@ -126,7 +126,7 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
     creator = await admins.get(key["created_by"])
     if creator is None or creator.disabled:
         return None
-    permissions = frozenset(key["permissions"]) & permissions_of(creator.role) - NOT_GRANTABLE
+    permissions = (frozenset(key["permissions"]) & permissions_of(creator.role)) - NOT_GRANTABLE
     now_ms = epoch_ms(now)
     last_used = key.get("last_used_at_ms")
     if last_used is None or now_ms - last_used >= TOUCH_INTERVAL_MS:
