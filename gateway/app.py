@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.http_guard import HttpGuard, graphql_refusal
 from gateway.runtime import Runtime, UnknownApplication
 from gateway.security_headers import SecurityHeaders
+from resolvers import api_keys
 from resolvers.context import Clock, Context, RequestMeta
 from resolvers.sessions import authenticate
 from schema.root import UNAVAILABLE_MESSAGE, build_schema, database_unavailable
@@ -108,7 +109,9 @@ def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
 
 async def request_context(runtime: Runtime, request: Request, trusted: TrustedProxies,
                           token: str | None = None) -> Context:
-    principal = await authenticate(runtime.rules, runtime.clock, token) if token else None
+    # A partner API key (gwk_…) or a session token (gwc_…, gwa_…).
+    check = api_keys.authenticate if api_keys.is_api_key(token) else authenticate
+    principal = await check(runtime.rules, runtime.clock, token) if token else None
     try:
         return await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
                                      request=request_meta(request, trusted))

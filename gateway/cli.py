@@ -1,4 +1,4 @@
-"""identity-gateway: serve, create-admin, export-schema."""
+"""identity-gateway: serve, create-admin, export-schema, export-permissions."""
 
 from __future__ import annotations
 
@@ -77,6 +77,14 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_permissions(args: argparse.Namespace) -> int:
+    from schema.admins import permissions_markdown
+    from schema.root import build_schema
+
+    sys.stdout.write(permissions_markdown(build_schema()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="identity-gateway", description="GraphQL identity gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)
+
+    permissions = sub.add_parser("export-permissions", help="print docs/permissions.md (roles and fields)")
+    permissions.set_defaults(func=cmd_export_permissions)
 
     args = parser.parse_args(argv)
     return args.func(args)

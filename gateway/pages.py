@@ -7,6 +7,9 @@
   link is one ``ConfirmLinkPage`` entry; activation is the first.
 - **The password-reset dialog** (``/reset-password``): the page only checks the token; its script
   calls the ``passwordReset`` mutation, which consumes it.
+- **Admin set-password pages** (``SET_PASSWORD_PAGES``: ``/admin/invitation``, ``/admin/reset-password``):
+  ``GET`` only checks the link and shows a password form; the form ``POST`` (CSRF-checked, as above)
+  calls the same use case as the API (``adminInvitationAccept``, ``adminPasswordReset``). No JavaScript.
 
 Pages act for the application that issued the link (``page_context``), send ``no-store`` and
 ``no-referrer`` (``SecurityHeaders``), and work without JavaScript except the reset dialog.
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import FileSystemLoader, select_autoescape
@@ -30,9 +34,16 @@ from starlette.routing import Route
 from gateway.csrf import FIELD as CSRF_FIELD
 from gateway.csrf import CsrfProtection
 from gateway.runtime import Runtime, UnknownApplication
-from resolvers import links, profile, recovery, registration
+from resolvers import admins, links, profile, recovery, registration
 from resolvers.context import Context, RequestMeta
-from resolvers.errors import DomainError, InvalidInput, RateLimited
+from resolvers.errors import (
+    DomainError,
+    InvalidInput,
+    InvalidToken,
+    PasswordMismatch,
+    PasswordPolicyViolation,
+    RateLimited,
+)
 from resolvers.links import LinkState
 
 logger = logging.getLogger("gateway.pages")
@@ -107,10 +118,49 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
     ),
 )
 
+@dataclass(frozen=True)
+class SetPasswordPage:
+    """An emailed link with which an admin sets a password, and the words of its page.
+
+    ``submit(ctx, token, password, confirm_password)`` is the use case the API calls too; it raises
+    InvalidToken, PasswordMismatch, PasswordPolicyViolation or RateLimited.
+    """
+
+    path: str
+    purpose: str
+    title: str
+    heading: str
+    button: str
+    done_heading: str
+    done_text: str
+    invalid_text: str
+    submit: Callable[[Context, str, str, str], Awaitable[Any]]
+
+
+SET_PASSWORD_PAGES: tuple[SetPasswordPage, ...] = (
+    SetPasswordPage(
+        path=admins.INVITATION_PAGE, purpose=admins.INVITATION, title="Admin invitation",
+        heading="Choose your admin password", button="Accept the invitation",
+        done_heading="Your admin account is ready", done_text="Sign in with your email and your new password.",
+        invalid_text="Invitation links work once and expire. Ask an owner to invite you again.",
+        submit=admins.accept_invitation,
+    ),
+    SetPasswordPage(
+        path=admins.RESET_PAGE, purpose=admins.PASSWORD_RESET, title="Admin password reset",
+        heading="Choose a new admin password", button="Set new password",
+        done_heading="Your password has been changed",
+        done_text="Every session was signed out. Sign in with your new password.",
+        invalid_text="Reset links work once and expire. Ask for a new one (adminPasswordResetRequest).",
+        submit=admins.reset_password,
+    ),
+)
+
 RESET_PAGE = "/reset-password"
 RESET_SCRIPT = "/assets/reset-password.js"
 PATHS = frozenset({*(path for entry in CONFIRM_LINKS for path in (entry.path, entry.resend_path) if path),
                    RESET_PAGE, RESET_SCRIPT})  # every page route, for the metrics' route label
+
+PATHS = PATHS | frozenset(page.path for page in SET_PASSWORD_PAGES)
 
 STATUS = {LinkState.USABLE: 200, LinkState.CONFIRMED: 200, LinkState.ALREADY_DONE: 200, LinkState.INVALID: 400}
 
@@ -191,6 +241,40 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
             found.append(Route(entry.resend_path, resend, methods=["POST"]))
         return found
 
+    def set_password_route(page: SetPasswordPage) -> Route:
+        def show(request: Request, ctx: Context, state: str, status: int, token: str = "", error: str = "") -> Response:
+            return render(request, ctx, "set_password.html", status, title=page.title, page=page, state=state,
+                          token=token, error=error,
+                          min_length=max(admins.MIN_PASSWORD_LENGTH, ctx.policy.password_policy.min_length))
+
+        async def landing(request: Request) -> Response:
+            if request.method == "GET":
+                token = request.query_params.get("token", "")
+                ctx = await page_context(runtime, meta(request), link_token=token)
+                if await admins.link_is_usable(ctx, page.purpose, token):
+                    return show(request, ctx, "form", 200, token)
+                return show(request, ctx, "invalid", 400)
+            form = await read_form(request)
+            token = str(form.get("token", ""))[:links.MAX_TOKEN_LENGTH + 1]
+            ctx = await page_context(runtime, meta(request), link_token=token)
+            refusal = csrf.check(request, form, page.path)
+            if refusal is not None:
+                again = f"{page.path}?{urlencode({'token': token})}" if token else page.path
+                return refused(request, ctx, page.path, refusal, again)
+            try:
+                await page.submit(ctx, token, str(form.get("password", "")), str(form.get("confirm_password", "")))
+            except InvalidToken:
+                return show(request, ctx, "invalid", 400)
+            except PasswordMismatch:
+                return show(request, ctx, "form", 400, token, "The passwords do not match.")
+            except PasswordPolicyViolation as exc:
+                return show(request, ctx, "form", 400, token, "; ".join(r.split(": ", 1)[-1] for r in exc.reasons))
+            except RateLimited:
+                return show(request, ctx, "form", 429, token, "Too many attempts. Please try again later.")
+            return show(request, ctx, "done", 200)
+
+        return Route(page.path, landing, methods=["GET", "POST"])
+
     async def reset_password_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
         ctx = await page_context(runtime, meta(request), link_token=token)
@@ -209,4 +293,5 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
         *(route for entry in CONFIRM_LINKS for route in confirm_link_routes(entry)),
         Route(RESET_PAGE, reset_password_page, methods=["GET"]),
         Route(RESET_SCRIPT, reset_password_script, methods=["GET"]),
+        *(set_password_route(page) for page in SET_PASSWORD_PAGES),
     ]

@@ -48,6 +48,11 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                             "new_email": "ada@example.org",
                             "action_url": "https://example.com/email-change?token=SAMPLE", "expires_in_minutes": 60},
     "email_changed": {"customer": SAMPLE_CUSTOMER, "new_email_hint": "a•••@example.org"},
+    "admin_invitation": {"admin": {"email": "grace@example.com"}, "role": "support",
+                         "action_url": "https://example.com/admin/invitation?token=SAMPLE", "expires_in_minutes": 4320},
+    "admin_password_reset": {"admin": {"email": "grace@example.com"},
+                             "action_url": "https://example.com/admin/reset-password?token=SAMPLE",
+                             "expires_in_minutes": 60},
 }
 
 

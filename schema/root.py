@@ -16,7 +16,10 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLim
 from resolvers.errors import Denied
 from schema.account import AccountMutations
 from schema.admin import AdminMutations, AdminQueries
+from schema.admins import AdminsMutations, AdminsQueries
+from schema.api_keys import ApiKeyMutations, ApiKeyQueries
 from schema.applications import ApplicationMutations, ApplicationQueries
+from schema.audit import AuditQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.policies import PolicyMutations, PolicyQueries
 from schema.profile import ProfileMutations, ProfileQueries
@@ -45,19 +48,34 @@ def database_unavailable(error: BaseException | None) -> bool:
 
 
 @strawberry.type
-class Query(SessionQueries, AdminQueries, TemplateQueries,
-            PolicyQueries,
-            ApplicationQueries,
-            ProfileQueries):
+class Query(
+    SessionQueries,
+    AdminQueries,
+    TemplateQueries,
+    PolicyQueries,
+    ApplicationQueries,
+    ProfileQueries,
+    AdminsQueries,
+    ApiKeyQueries,
+    AuditQueries,
+):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
-               SecurityMutations,
-               PolicyMutations,
-               ApplicationMutations,
-               ProfileMutations):
+class Mutation(
+    AccountMutations,
+    SessionMutations,
+    RecoveryMutations,
+    AdminMutations,
+    TemplateMutations,
+    SecurityMutations,
+    PolicyMutations,
+    ApplicationMutations,
+    ProfileMutations,
+    AdminsMutations,
+    ApiKeyMutations,
+):
     pass
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
 
-from resolvers import customers
+from resolvers import audit, customers
 from resolvers import profile as personal_information
 from resolvers.self_service import Area, areas
 from resolvers.sessions import describe_user_agent
@@ -16,6 +17,9 @@ from schema.permissions import deny
 from schema.profile import CustomerAttribute, Profile
 from schema.security import CustomerSecurity
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
+
+if TYPE_CHECKING:
+    from schema.audit import SecurityActivityConnection
 
 
 @strawberry.enum
@@ -124,11 +128,28 @@ class Customer:
     async def mfa_enabled(self, info: Info) -> bool:
         return await customers.mfa_enabled(info.context, str(self.id))
 
+    @strawberry.field(description="Security events about this account (sign-ins, failed attempts, changes), "
+                                  "newest first: at most 100 a page. An admin needs audit:read.")
+    async def security_activity(
+        self, info: Info, first: int = 20, after: str | None = None,
+    ) -> Annotated[SecurityActivityConnection, strawberry.lazy("schema.audit")]:
+        from schema.audit import security_activity_connection
+
+        page = await audit.security_activity(info.context, str(self.id), first=first, after=after)
+        return security_activity_connection(page)
+
     @classmethod
     def from_doc(cls, doc: CustomerDocument) -> Customer:
         return cls(id=strawberry.ID(doc.id), username=doc.username, email=doc.email,
                    email_verified=doc.email_verified, given_name=doc.given_name, family_name=doc.family_name,
                    created_at=doc.created_at, status=CustomerStatus(doc.status))
+
+
+@strawberry.enum
+class AdminStatus(Enum):
+    INVITED = "invited"  # cannot sign in until the emailed invitation is accepted
+    ACTIVE = "active"
+    DISABLED = "disabled"
 
 
 @strawberry.type(description="An administrator.")
@@ -138,8 +159,11 @@ class Admin:
     role: str
     permissions: list[str]
     created_at: datetime
+    status: AdminStatus = strawberry.field(description="INVITED until the emailed invitation is accepted.")
+    last_sign_in_at: datetime | None
 
     @classmethod
     def from_doc(cls, doc: AdminDocument, permissions: frozenset[str]) -> Admin:
         return cls(id=strawberry.ID(doc.id), email=doc.email, role=doc.role,
-                   permissions=sorted(permissions), created_at=doc.created_at)
+                   permissions=sorted(permissions), created_at=doc.created_at, status=AdminStatus(doc.status),
+                   last_sign_in_at=_from_ms(doc.last_sign_in_at_ms) if doc.last_sign_in_at_ms else None)

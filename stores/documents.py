@@ -263,21 +263,87 @@ class CustomerDocument(Document):
         ]
 
 
+class AdminStatus(StrEnum):
+    INVITED = "invited"  # made by adminCreate: no password until the emailed invitation is accepted
+    ACTIVE = "active"
+    DISABLED = "disabled"  # by another admin: cannot sign in, every session and API key ended
+
+
 class AdminDocument(Document):
     id: str = Field(alias="_id")
     email: str
     email_norm: str
-    password_hash: str
+    password_hash: str | None = None  # None until the invitation is accepted
     password_nfkc: bool = False
     credential_version: int = 0
     role: str
+    status: AdminStatus = AdminStatus.ACTIVE
+    # True unless status is ACTIVE, written in the same write as status: what sign-in and
+    # authentication read (``resolvers.sessions``), so an invited or disabled admin cannot sign in.
     disabled: bool = False
+    # Bumped by every role or status change, each one a conditional write on it; the owner guard
+    # (OwnerGuardDocument) orders its updates by it.
+    version: int = 0
+    invited_by: str | None = None  # the admin who sent the invitation (None: the CLI)
     created_at: datetime
+    updated_at_ms: int | None = None
     last_sign_in_at_ms: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status(cls, data: Any) -> Any:
+        """Admins written before statuses existed: ``disabled`` says which."""
+        if isinstance(data, dict) and "status" not in data and "disabled" in data:
+            data = {**data, "status": AdminStatus.DISABLED if data["disabled"] else AdminStatus.ACTIVE}
+        return data
 
     class Settings:
         name = "admins"
         indexes = [IndexModel([("email_norm", 1)], unique=True, name="admin_email_unique")]
+
+
+class OwnerGuardDocument(Document):
+    """Which admins are active owners, kept so that the last one can never be disabled or demoted.
+
+    MongoDB cannot count inside a write's condition, so the count lives in one document: removing an
+    owner is one conditional update here (``owners`` holds another id) before the admin is written,
+    and adding one follows the admin's write. So ``owners`` is always a subset of the active owners,
+    never empty once there is one, and of two concurrent removals of the last two owners exactly one
+    matches. ``seen`` keeps, per admin, the ``AdminDocument.version`` of the last update applied: an
+    update carrying an older version is stale (the admin changed since) and matches nothing.
+    """
+
+    id: str = Field(alias="_id")
+    owners: list[str] = Field(default_factory=list)
+    seen: dict[str, int] = Field(default_factory=dict)
+
+    class Settings:
+        name = "owner_guard"
+
+
+class ApiKeyDocument(Document):
+    """A partner API key. The key itself is shown once; only its SHA-256 is kept.
+
+    It acts with ``permissions`` intersected with its creator's current role, and dies when revoked,
+    when ``expires_at`` passes, or when its creator is disabled.
+    """
+
+    id: str = Field(alias="_id")
+    name: str
+    key_hash: str
+    prefix: str  # the first characters of the key, to recognise it in lists (never enough to use it)
+    permissions: list[str]
+    created_by: str  # admin id
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at_ms: int | None = None
+    revoked_by: str | None = None  # admin id, or "system" when its creator was disabled
+    last_used_at_ms: int | None = None
+
+    class Settings:
+        name = "api_keys"
+        indexes = [IndexModel([("key_hash", 1)], unique=True, name="key_hash_unique"),
+                   IndexModel([("created_by", 1)], name="created_by")]
 
 
 class CustomerProfile(BaseModel):
@@ -377,13 +443,26 @@ class RateCounterDocument(Document):
         indexes = [IndexModel([("expires_at_ms", 1)], name="expires_at_ms")]
 
 
+class AuditResult(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 class AuditEventDocument(Document):
+    """One security-relevant event. Append-only: nothing updates or deletes events."""
+
     id: str = Field(alias="_id")
-    type: str
+    type: str  # the action, e.g. customer.login_failed
     at: datetime
-    actor_kind: str | None = None
+    # The same moment in epoch milliseconds: what the log is ordered, paged and filtered by (nx-27017
+    # compares datetimes in queries to the second only).
+    at_ms: int | None = None
+    actor_kind: str | None = None  # customer | admin | api_key | public | system
     actor_id: str | None = None
-    subject_id: str | None = None
+    actor_name: str | None = None  # an API key's name
+    subject_id: str | None = None  # the target's id
+    target_kind: str | None = None  # customer | admin | api_key | application
+    result: AuditResult = AuditResult.SUCCESS
     application_id: str | None = None
     ip_address: str | None = None
     user_agent: str | None = None
@@ -392,7 +471,11 @@ class AuditEventDocument(Document):
 
     class Settings:
         name = "audit_events"
-        indexes = [IndexModel([("subject_id", 1)], name="subject"), IndexModel([("type", 1)], name="type")]
+        indexes = [IndexModel([("subject_id", 1)], name="subject"), IndexModel([("type", 1)], name="type"),
+                   # Not (at_ms, _id): nx-27017 refuses every insert into a collection with a compound index on _id.
+                   IndexModel([("at_ms", -1)], name="at_ms"),
+                   IndexModel([("subject_id", 1), ("at_ms", -1)], name="subject_at_ms"),
+                   IndexModel([("actor_id", 1), ("at_ms", -1)], name="actor_at_ms")]
 
 
 class EmailTemplateDocument(Document):
@@ -601,4 +684,6 @@ ALL_DOCUMENTS = [
     MfaFactorDocument,
     ConsentEventDocument,
     MfaChallengeDocument,
+    OwnerGuardDocument,
+    ApiKeyDocument,
 ]

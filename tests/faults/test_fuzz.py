@@ -2,8 +2,8 @@
 
 Schemathesis builds queries and mutations from the introspected schema, with valid and invalid
 arguments, as a signed-in customer and as an owner admin. Every response must be a well-formed answer: never
-a 5xx, and no top-level error other than a denial (UNAUTHENTICATED, FORBIDDEN), a connection's refused
-argument (BAD_USER_INPUT) or a request-level validation error (no path). An INTERNAL_SERVER_ERROR (a masked crash) is a finding.
+a 5xx, and no top-level error other than a denial (UNAUTHENTICATED, FORBIDDEN), a connection's
+BAD_USER_INPUT, or a request-level validation error (no path). An INTERNAL_SERVER_ERROR (a masked crash) is a finding.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 SEED = os.environ.get("FUZZ_SEED", "20261123")
+# Denials, and a connection's bad arguments (first, after, filters): an expected top-level refusal.
 ALLOWED_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "BAD_USER_INPUT"}
 # Mutations that would end the fuzzer's own session.
 EXCLUDED = r"sessionEnd|SessionEnd"
