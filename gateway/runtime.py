@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import notifications, registration
+from resolvers import account, notifications, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -31,7 +31,10 @@ logger = logging.getLogger("gateway")
 
 APPLICATION_CACHE_SECONDS = 5.0
 JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_mail,
-                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice}
+                notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
+                account.ERASURE_JOB: account.run_erasure,
+                account.DELETION_NOTICE_JOB: account.send_deletion_notice,
+                }
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 

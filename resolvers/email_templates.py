@@ -44,6 +44,10 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                        "expires_in_minutes": 60},
     "password_changed": {"customer": SAMPLE_CUSTOMER},
     "username_reminder": {"customer": SAMPLE_CUSTOMER},
+    "account_deletion_scheduled": {"customer": SAMPLE_CUSTOMER, "deletion_date": "2030-01-31",
+                                   "action_url": "https://example.com/account/restore?token=SAMPLE",
+                                   "expires_in_minutes": 43200},
+    "account_deleted": {"customer": SAMPLE_CUSTOMER},
 }
 
 

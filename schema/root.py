@@ -15,6 +15,7 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLim
 
 from resolvers.errors import Denied
 from schema.account import AccountMutations
+from schema.account_settings import AccountSettingsMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.recovery import RecoveryMutations
@@ -39,7 +40,9 @@ class Query(SessionQueries, AdminQueries, TemplateQueries):
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations):
+class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
+               AccountSettingsMutations,
+               ):
     pass
 
 

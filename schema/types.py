@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers.self_service import Area, areas
+from schema import account_settings
 from schema.permissions import deny
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
 
@@ -81,6 +82,8 @@ class Customer:
     # -- personal information --------------------------------------------------------------------
 
     # -- account settings ------------------------------------------------------------------------
+    login_methods = strawberry.field(resolver=account_settings.login_methods,
+                                     description="The password, MFA factors and linked identities.")
 
     # -- security settings -----------------------------------------------------------------------
 
