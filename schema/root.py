@@ -18,6 +18,7 @@ from schema.account import AccountMutations
 from schema.account_settings import AccountSettingsMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.errors import EXCEPTION_HANDLERS
+from schema.privacy import PrivacyMutations
 from schema.recovery import RecoveryMutations
 from schema.sessions import SessionMutations, SessionQueries
 from schema.templates import TemplateMutations, TemplateQueries
@@ -42,6 +43,7 @@ class Query(SessionQueries, AdminQueries, TemplateQueries):
 @strawberry.type
 class Mutation(AccountMutations, SessionMutations, RecoveryMutations, AdminMutations, TemplateMutations,
                AccountSettingsMutations,
+               PrivacyMutations,
                ):
     pass
 

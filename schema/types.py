@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers.self_service import Area, areas
-from schema import account_settings
+from schema import account_settings, privacy
 from schema.permissions import deny
 from stores.documents import AdminDocument, CustomerDocument, SessionDocument
 
@@ -88,6 +88,10 @@ class Customer:
     # -- security settings -----------------------------------------------------------------------
 
     # -- privacy and data ------------------------------------------------------------------------
+    consents = strawberry.field(resolver=privacy.customer_consents,
+                                description="Each consent item of an application and the customer's answer.")
+    consent_history = strawberry.field(resolver=privacy.customer_consent_history,
+                                       description="Every consent event of the customer, newest first.")
 
     # -- administration --------------------------------------------------------------------------
 
