@@ -188,7 +188,7 @@ async def delete_account(ctx: Context, current_password: str | None) -> Deletion
                                                   "actor_id": actor.id, "scheduled": True}, run_after_ms=erase_at_ms)
     notice_id = await ctx.jobs.enqueue(DELETION_NOTICE_JOB, {"customer_id": customer.id, "erasure_job_id": job_id})
     if await erasure.schedule_deletion(customer.id, job_id, erase_at_ms, now_ms) is None:
-        raise unauthenticated()  # disabled, or a deletion already pending, since this request began
+        raise unauthenticated()  # disabled (or deleted) since this request began
     ended = await sessions.delete_for_subject(customer.id)
     ctx.jobs.start(notice_id)
     await audit.record(ctx, "customer.deletion_scheduled", subject_id=customer.id, grace_days=grace_days,
@@ -275,8 +275,9 @@ async def peek_undo(ctx: Context, token: str) -> LinkState:
     except InvalidToken:
         return await _used_state(token)
     customer = await customers.get(found.subject_id)
-    waiting = customer is not None and customer.deletion_job_id is not None \
-        and customer.erasure_started_at_ms is None and customer.credential_version == found.credential_version
+    waiting = customer is not None and customer.status == CustomerStatus.DISABLED \
+        and customer.deletion_job_id is not None and customer.erasure_started_at_ms is None \
+        and customer.credential_version == found.credential_version
     return LinkState.USABLE if waiting else LinkState.INVALID
 
 

@@ -97,9 +97,10 @@ async def delete_jobs(customer_id: str, email_norm: str | None) -> int:
 async def schedule_deletion(customer_id: str, job_id: str, due_at_ms: int, now_ms: int) -> CustomerDocument | None:
     """Disable an active account pending its erasure by ``job_id`` at ``due_at_ms``, bumping its
     credential version in the same write (so its sessions and links die). None when the account is not
-    active, or a deletion is already pending."""
+    active (a pending deletion keeps it disabled; an earlier one that an admin cancelled by enabling the
+    account is replaced, and its job then finds nothing to do)."""
     raw = await _customers().find_one_and_update(
-        {"_id": customer_id, "status": CustomerStatus.ACTIVE, "deletion_job_id": {"$in": [None]}},
+        {"_id": customer_id, "status": CustomerStatus.ACTIVE},
         {"$set": {"status": CustomerStatus.DISABLED, "deletion_job_id": job_id, "deletion_due_at_ms": due_at_ms,
                   "erasure_started_at_ms": None, "updated_at_ms": now_ms},
          "$inc": {"credential_version": 1}},

@@ -281,3 +281,21 @@ async def test_an_admin_erasure_goes_through_the_same_function(gql, mailbox, run
     found = await traces_of(me, email, given, family)
     only_the_deletion_event(found, me)
     assert (found[0][1]["actor_kind"], found[0][1]["actor_id"]) == ("admin", "admin-1")
+
+
+async def test_an_account_an_admin_enabled_again_is_not_erased_and_can_be_deleted_again(gql, mailbox, runtime, clock):
+    # given a scheduled deletion, and an admin who enables the account again during the grace period
+    headers, _, me, email, _, _ = await schedule(gql, mailbox, runtime, "enabled", 3)
+    first_job = (await customers.get(me)).deletion_job_id
+    await CustomerDocument.get_pymongo_collection().update_one({"_id": me}, {"$set": {"status": "active"}})
+
+    # when the first sweep comes due
+    clock.advance(days=3, minutes=1)
+    await runtime.jobs.run(first_job)
+
+    # then the account stays, and its owner can sign in and delete it again
+    assert (await customers.get(me)).status == "active"
+    token = (await sign_in(gql, email))["token"]
+    again = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token, headers=headers))
+    assert again["accountDelete"]["__typename"] == "AccountDeleted" and again["accountDelete"]["erased"] is False
+    assert (await customers.get(me)).deletion_job_id not in (None, first_job)
