@@ -47,14 +47,18 @@ class JobRunner:
         self._handlers = handlers
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, application_id: str | None,
-                      request: RequestMeta) -> str:
-        """Write a job; raises on a database error (the request must then fail, not answer)."""
+                      request: RequestMeta, run_after_ms: int | None = None) -> str:
+        """Write a job; raises on a database error (the request must then fail, not answer).
+
+        ``run_after_ms`` (epoch ms) schedules it for later: the sweep runs it then, not before (do not
+        ``start`` it). By default it is due after the sweep's grace period.
+        """
         if kind not in self._handlers:
             raise ValueError(f"no handler for job kind {kind!r}")
         now = self._clock.now()
         job = JobDocument(id=new_id(), kind=kind, payload=payload, application_id=application_id,
                           request=dataclasses.asdict(request), created_at=now,
-                          run_after_ms=epoch_ms(now) + SWEEP_GRACE_MS)
+                          run_after_ms=epoch_ms(now) + SWEEP_GRACE_MS if run_after_ms is None else run_after_ms)
         await jobs.insert(job)
         return job.id
 
@@ -107,9 +111,10 @@ class RequestJobs:
     application_id: str | None
     request: RequestMeta
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], application_id: str | None = None) -> str:
+    async def enqueue(self, kind: str, payload: dict[str, Any], application_id: str | None = None, *,
+                      run_after_ms: int | None = None) -> str:
         return await self.runner.enqueue(kind, payload, application_id=application_id or self.application_id,
-                                         request=self.request)
+                                         request=self.request, run_after_ms=run_after_ms)
 
     def start(self, job_id: str) -> None:
         self.runner.start(job_id)

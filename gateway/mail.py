@@ -103,11 +103,12 @@ class OutboxMailer:
         return RenderedMail(subject=parts["subject"], html=parts["html"], text=parts["text"])
 
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
-                   locale: str | None = None) -> None:
+                   locale: str | None = None, *, erase_when_done: bool = False) -> None:
         """Store the mail (a database error is raised to the caller), then deliver it after the caller moves on.
 
         ``variables["expires_in_minutes"]``, when given, is how long the links inside stay valid: the
-        mail is not delivered after that.
+        mail is not delivered after that. ``erase_when_done``: no record is kept once it is sent or dead
+        (mail to an erased account).
         """
         rendered = await render_for(self._render_pool, application, kind, variables, locale)
         now = self._clock.now()
@@ -117,6 +118,7 @@ class OutboxMailer:
             id=new_id(), kind=kind, to=to, body=self.seal(rendered),
             status=OutboxStatus.PENDING if self._smtp else OutboxStatus.STORED, created_at=now,
             next_attempt_ms=now_ms, expires_at_ms=now_ms + int(lifetime) * 60_000 if lifetime else None,
+            erase_when_done=erase_when_done,
         )
         await outbox.insert(message)
         if self._smtp is None:
@@ -167,14 +169,16 @@ class OutboxMailer:
             logger.warning("mail %s to %s failed (attempt %s), retrying in %ss: %s",
                            message.kind, message.to, attempts, delay // 1000, type(exc).__name__)
             return False
-        if not await outbox.mark_sent(message.id, lease, epoch_ms(self._clock.now())):
+        done = outbox.erase(message.id, lease) if message.erase_when_done else \
+            outbox.mark_sent(message.id, lease, epoch_ms(self._clock.now()))
+        if not await done:
             logger.warning("mail %s (id %s) sent after its lease ran out; another sender may send it again",
                            message.kind, message.id)
         logger.info("mail %s sent (id %s)", message.kind, message.id)
         return True
 
     async def _dead(self, message: OutboxDocument, lease: str, reason: str) -> bool:
-        await outbox.mark_dead(message.id, lease, reason)
+        await (outbox.erase(message.id, lease) if message.erase_when_done else outbox.mark_dead(message.id, lease, reason))
         logger.warning("mail %s (id %s) will not be sent: %s", message.kind, message.id, reason)
         return False
 

@@ -97,11 +97,13 @@ class RequestIdMiddleware:
 # parameters (emailed links carry ?token=...).
 SESSION_TOKEN = re.compile(r"\b(gw[ac]_)[A-Za-z0-9_\-]{8,}")
 SECRET_PARAMETER = re.compile(r"(?i)\b((?:token|password|secret|code)=)[^&\s\"'<>]+")
+SECRET_PATH = re.compile(r"(/me/export/)[^/\s\"'<>?]+")  # data export downloads carry their token in the path
 DEV_OUTBOX_LOGGER = "gateway.mail"
 
 
 def redact(text: str) -> str:
     text = SESSION_TOKEN.sub(r"\1[redacted]", text)
+    text = SECRET_PATH.sub(r"\1[redacted]", text)
     return SECRET_PARAMETER.sub(r"\1[redacted]", text)
 
 

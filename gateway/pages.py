@@ -34,7 +34,7 @@ from starlette.routing import Route
 from gateway.csrf import FIELD as CSRF_FIELD
 from gateway.csrf import CsrfProtection
 from gateway.runtime import Runtime, UnknownApplication
-from resolvers import admins, links, profile, recovery, registration
+from resolvers import account, admins, links, profile, recovery, registration
 from resolvers.context import Context, RequestMeta
 from resolvers.errors import (
     DomainError,
@@ -115,6 +115,19 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
         invalid_text="Email change links work once and expire, and the address must still be free. "
                      "Sign in to {application} and ask for a new one.",
         peek=profile.peek_email_change, consume=profile.confirm_email_change_link,
+    ),
+    ConfirmLinkPage(
+        path=account.UNDO_PATH, purpose=account.UNDO_PURPOSE, title="Keep your account",
+        question_heading="Keep your account",
+        question="Your {application} account is waiting to be deleted. Confirm that you want to keep it.",
+        button="Keep my account",
+        confirmed_heading="Your account is restored",
+        confirmed_text="It will not be deleted. Sign in to {application} again with your usual credentials.",
+        already_heading="Your account was already restored",
+        already_text="This link was used before. You can sign in to {application}.",
+        invalid_heading="This link is invalid or has expired",
+        invalid_text="Undo links work once, and only until the account is deleted.",
+        peek=account.peek_undo, consume=account.confirm_undo,
     ),
 )
 

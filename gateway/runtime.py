@@ -16,7 +16,7 @@ from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import mfa, notifications, profile, recovery, registration
+from resolvers import account, mfa, notifications, profile, recovery, registration
 from resolvers.bootstrap import ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
@@ -39,7 +39,9 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 notifications.CREDENTIAL_NOTICE: notifications.send_credential_notice,
                 mfa.MFA_NOTICE: mfa.send_notice,
                 profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
-                profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice}
+                profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice,
+                account.ERASURE_JOB: account.run_erasure,
+                account.DELETION_NOTICE_JOB: account.send_deletion_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 SWEEP_INTERVAL_SECONDS = 5.0  # how often every instance retries due mail and runs due jobs

@@ -27,15 +27,18 @@ def epoch_ms(moment: datetime) -> int:
 
 class Mailer(Protocol):
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
-                   locale: str | None = None) -> None:
-        """Store an email in the outbox; delivery follows after the caller moves on, with retries."""
+                   locale: str | None = None, *, erase_when_done: bool = False) -> None:
+        """Store an email in the outbox; delivery follows after the caller moves on, with retries.
+        ``erase_when_done``: its outbox record is deleted once it is sent or dead (mail to an erased account)."""
 
 
 class Jobs(Protocol):
     """Durable work after the answer (``gateway/jobs.py``): written before the request answers."""
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], application_id: str | None = None) -> str:
-        """Write a job for the request's application, or another one (raises on a database error); returns its id."""
+    async def enqueue(self, kind: str, payload: dict[str, Any], application_id: str | None = None, *,
+                      run_after_ms: int | None = None) -> str:
+        """Write a job for the request's application, or another one (raises on a database error); returns its id.
+        ``run_after_ms``: not before then (epoch ms; default: the sweep's grace after now)."""
 
     def start(self, job_id: str) -> None:
         """Run it after the response, here if possible; otherwise any instance's sweep will."""

@@ -53,6 +53,10 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
     "admin_password_reset": {"admin": {"email": "grace@example.com"},
                              "action_url": "https://example.com/admin/reset-password?token=SAMPLE",
                              "expires_in_minutes": 60},
+    "account_deletion_scheduled": {"customer": SAMPLE_CUSTOMER, "deletion_date": "2030-01-31",
+                                   "action_url": "https://example.com/account/restore?token=SAMPLE",
+                                   "expires_in_minutes": 43200},
+    "account_deleted": {"customer": SAMPLE_CUSTOMER},
 }
 
 

@@ -15,6 +15,7 @@ from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLim
 
 from resolvers.errors import Denied
 from schema.account import AccountMutations
+from schema.account_settings import AccountSettingsMutations
 from schema.admin import AdminMutations, AdminQueries
 from schema.admins import AdminsMutations, AdminsQueries
 from schema.api_keys import ApiKeyMutations, ApiKeyQueries
@@ -22,6 +23,7 @@ from schema.applications import ApplicationMutations, ApplicationQueries
 from schema.audit import AuditQueries
 from schema.errors import EXCEPTION_HANDLERS
 from schema.policies import PolicyMutations, PolicyQueries
+from schema.privacy import PrivacyMutations
 from schema.profile import ProfileMutations, ProfileQueries
 from schema.recovery import RecoveryMutations
 from schema.security import SecurityMutations
@@ -75,6 +77,8 @@ class Mutation(
     ProfileMutations,
     AdminsMutations,
     ApiKeyMutations,
+    AccountSettingsMutations,
+    PrivacyMutations,
 ):
     pass
 

@@ -8,8 +8,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from resolvers import customers, sessions
-from resolvers import mfa
+from resolvers import customers, mfa, sessions
 from schema.errors import (
     AccountNotActivatedError,
     FeatureDisabledError,

@@ -13,6 +13,7 @@ from resolvers import audit, customers
 from resolvers import profile as personal_information
 from resolvers.self_service import Area, areas
 from resolvers.sessions import describe_user_agent
+from schema import account_settings, privacy
 from schema.permissions import deny
 from schema.profile import CustomerAttribute, Profile
 from schema.security import CustomerSecurity
@@ -108,6 +109,8 @@ class Customer:
         return [CustomerAttribute.from_view(view) for view in views]
 
     # -- account settings ------------------------------------------------------------------------
+    login_methods = strawberry.field(resolver=account_settings.login_methods,
+                                     description="The password, MFA factors and linked identities.")
 
     # -- security settings -----------------------------------------------------------------------
 
@@ -116,6 +119,10 @@ class Customer:
         return CustomerSecurity(customer_id=str(self.id))
 
     # -- privacy and data ------------------------------------------------------------------------
+    consents = strawberry.field(resolver=privacy.customer_consents,
+                                description="Each consent item of an application and the customer's answer.")
+    consent_history = strawberry.field(resolver=privacy.customer_consent_history,
+                                       description="Every consent event of the customer, newest first.")
 
     # -- administration --------------------------------------------------------------------------
 

@@ -254,6 +254,12 @@ class CustomerDocument(Document):
     activated_at_ms: int | None = None
     updated_at_ms: int | None = None
     last_sign_in_at_ms: int | None = None
+    # Account deletion (resolvers/account.py): the durable job that will erase the account (set when the
+    # customer deletes it with a grace period, or when an erasure begins), when it is due, and when the
+    # erasure began (after that, undo is too late). None: no deletion pending.
+    deletion_job_id: str | None = None
+    deletion_due_at_ms: int | None = None
+    erasure_started_at_ms: int | None = None
 
     class Settings:
         name = "customers"
@@ -525,6 +531,9 @@ class OutboxDocument(Document):
     expires_at_ms: int | None = None  # when the links inside expire: not delivered after that
     sent_at_ms: int | None = None
     dead_reason: str | None = None
+    # Mail to an erased account (its "account deleted" confirmation): the whole record goes once the mail is
+    # sent or dead, so its address is kept nowhere (stores.erasure).
+    erase_when_done: bool = False
 
     class Settings:
         name = "outbox"

@@ -67,6 +67,13 @@ async def mark_dead(message_id: str, lease_id: str, reason: str) -> bool:
     return result.modified_count == 1
 
 
+async def erase(message_id: str, lease_id: str) -> bool:
+    """Sent or dead, and asked to leave no record (``erase_when_done``): delete it. False when we no longer
+    hold the lease."""
+    result = await _col().delete_one({"_id": message_id, "lease_id": lease_id})
+    return result.deleted_count == 1
+
+
 async def pending_count() -> int:
     return await _col().count_documents({"status": {"$in": WAITING}})
 

@@ -156,3 +156,41 @@ def stored_customer(store_id: str, created_at, *, email: str | None = None, stat
                             username=email, username_norm=email.lower(), status=status, created_at=created_at,
                             given_name_norm=name_norm(fields.get("given_name")),
                             family_name_norm=name_norm(fields.get("family_name")), **fields)
+
+
+async def link_identity(customer_id: str, provider: str = "google", email: str | None = None):
+    """Link a social identity to a customer through the store (the social sign-in flow comes later)."""
+    import uuid
+
+    from stores import login_methods
+    from stores.documents import LinkedIdentity
+
+    identity = LinkedIdentity(id=uuid.uuid4().hex, provider=provider, subject=f"{provider}-{uuid.uuid4().hex[:8]}",
+                              email=email, linked_at_ms=1_700_000_000_000)
+    assert await login_methods.add_linked_identity(customer_id, identity)
+    return identity
+
+
+async def add_totp_factor(customer_id: str, now, secret: str = "sealed-totp-secret"):
+    """Give a customer a confirmed TOTP factor through the store, with this (stand-in) sealed secret."""
+    import uuid
+
+    from stores.documents import FactorType, MfaFactorDocument
+
+    factor = MfaFactorDocument(id=uuid.uuid4().hex, customer_id=customer_id, type=FactorType.TOTP, confirmed=True,
+                               secret=secret, created_at=now)
+    await MfaFactorDocument.get_pymongo_collection().insert_one(factor.model_dump(by_alias=True))
+    return factor
+
+
+async def record_consent(customer_id: str, application_id: str, key: str, now, *, ip_address: str = "203.0.113.5",
+                         user_agent: str = "Consenting Browser") -> None:
+    """Append a granted consent event (version 1) through the store."""
+    import uuid
+
+    from stores import consents
+    from stores.documents import ConsentEventDocument
+
+    await consents.append(ConsentEventDocument(
+        id=uuid.uuid4().hex, customer_id=customer_id, application_id=application_id, key=key, version=1,
+        granted=True, at=now, ip_address=ip_address, user_agent=user_agent))

@@ -1,0 +1,304 @@
+"""Account settings: the ways to sign in, linked identities, and deleting the account.
+
+**Ways in.** A customer signs in with their password (if they have one) or a linked social identity;
+passkeys will count here too (:func:`ways_in`). MFA factors are listed among the login methods but
+are second factors, never a way in on their own. Unlinking the last way in is refused
+(``LastLoginMethod``), with one conditional write, so two concurrent unlinks cannot both pass.
+
+**Deletion** (``accountDelete``, under recent re-authentication and the current password):
+
+- With the policy's ``accountDeletion.graceDays`` at 0, the account is erased now, in the request
+  (:func:`erase_account`). The erasure job is written first, so an erasure cut short by a crash is
+  finished by any instance's sweep.
+- With N > 0 the account is disabled at once (its credential version bumps and its sessions end),
+  an erasure job is scheduled N days ahead, and a notice job mails an undo link (one use, valid N
+  days, confirmed on the ``/account/restore`` page). Undoing makes the account active again; the
+  erasure job then finds the account no longer waits for it and does nothing. The job and the undo
+  exclude each other with one conditional write each (``stores.erasure.begin_erasure`` /
+  ``cancel_deletion``): once an erasure has begun, undo is too late.
+- The erasure (:func:`_erase`) removes every trace ``stores.erasure`` knows of, mails the
+  confirmation (no outbox record stays once it is sent), deletes the account (freeing the email and
+  username), records one audit event that keeps only the customer's id, and deletes the jobs naming
+  the customer last. Every step can run again: after a crash the job repeats it from the start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from resolvers import audit, links, ratelimit
+from resolvers.context import Context, RequestMeta
+from resolvers.customers import get as get_in_store
+from resolvers.errors import InvalidCredentials, InvalidToken, LastLoginMethod, NotFound, Problems, unauthenticated
+from resolvers.links import LinkState
+from resolvers.mail_views import customer_view
+from resolvers.security import is_text
+from resolvers.self_service import Area, own_account
+from resolvers.sessions import MAX_PASSWORD_INPUT, require_recent_authentication
+from stores import customers, erasure, mfa, sessions
+from stores import login_methods as login_method_store
+from stores.documents import CustomerDocument, CustomerStatus, LinkedIdentity, MfaFactorDocument
+
+ERASURE_JOB = "account_erasure"
+DELETION_NOTICE_JOB = "account_deletion_notice"
+UNDO_PURPOSE = "account_deletion_undo"
+UNDO_PATH = "/account/restore"
+DAY_MS = 86_400_000
+MAX_ID = 64
+UNLINK_ATTEMPTS = 5
+
+
+class Actor(NamedTuple):
+    """Who asked for a change: ``kind`` ``customer`` (the account's owner) or ``admin``, and their id."""
+
+    kind: str
+    id: str
+
+
+@dataclass(frozen=True)
+class LoginMethods:
+    password: bool  # the account has a password
+    mfa_factors: list[MfaFactorDocument]  # confirmed second factors, listed but not ways in
+    linked_identities: list[LinkedIdentity]
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What ``accountDelete`` did: erased now, or erasure scheduled for ``erase_at`` (undo possible until then)."""
+
+    erased: bool
+    erase_at: datetime | None = None
+
+
+def ways_in(customer: CustomerDocument) -> int:
+    """How many ways the customer can sign in with on their own: the password (if set) and each linked
+    identity. (Passkeys, when they come, count here too.) MFA factors are second factors: not ways in."""
+    return (1 if customer.password_hash else 0) + len(customer.linked_identities)
+
+
+async def viewed_customer(ctx: Context, customer_id: str, area: Area) -> CustomerDocument:
+    """The customer a ``Customer`` field is about: a signed-in customer's own account (the area must be
+    on; any other id is NotFound), or, for an admin (``customers:read`` is declared on ``customer(id)``),
+    a customer of the request's identity store."""
+    if ctx.principal is None:
+        raise unauthenticated()
+    if ctx.principal.kind == "customer":
+        if own_account(ctx, area) != customer_id:
+            raise NotFound()
+        customer = await ctx.loaders.customer.load(customer_id)
+    else:
+        customer = await get_in_store(ctx, customer_id)
+    if customer is None:
+        raise NotFound()
+    return customer
+
+
+async def login_methods(ctx: Context, customer_id: str) -> LoginMethods:
+    """The password (whether set), every confirmed MFA factor (never its secret) and every linked
+    identity of the customer. FeatureDisabled when account settings are off (for the customer)."""
+    return await _methods_of(await viewed_customer(ctx, customer_id, Area.ACCOUNT_SETTINGS))
+
+
+async def _methods_of(customer: CustomerDocument) -> LoginMethods:
+    factors = [factor for factor in await mfa.list_for_customer(customer.id) if factor.confirmed]
+    return LoginMethods(password=customer.password_hash is not None, mfa_factors=factors,
+                        linked_identities=list(customer.linked_identities))
+
+
+async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods:
+    """Unlink one of the signed-in customer's social identities, under recent re-authentication.
+
+    NotFound for an id that is not one of theirs (unknown or another customer's alike);
+    LastLoginMethod when it is their last way to sign in; ReauthenticationRequired; FeatureDisabled.
+    """
+    customer_id = own_account(ctx, Area.ACCOUNT_SETTINGS)
+    require_recent_authentication(ctx)
+    for _ in range(UNLINK_ATTEMPTS):
+        customer = await customers.get(customer_id)
+        if customer is None:
+            raise unauthenticated()
+        identity = next((i for i in customer.linked_identities if i.id == identity_id), None)
+        if identity is None:
+            raise NotFound("No linked identity has this id.", field="id")
+        if ways_in(customer) <= 1:
+            raise LastLoginMethod()
+        if await login_method_store.remove_linked_identity(
+                customer.id, identity.id, expected_count=len(customer.linked_identities),
+                expected_password_hash=customer.password_hash, now_ms=ctx.now_ms()):
+            break
+        # the ways in changed meanwhile (another unlink, a new link): count them again
+    else:
+        raise RuntimeError("linked identity removal kept racing with other changes")
+    await audit.record(ctx, "customer.linked_identity_removed", subject_id=customer_id, provider=identity.provider)
+    customer = await customers.get(customer_id)
+    if customer is None:
+        raise unauthenticated()
+    return await _methods_of(customer)
+
+
+# -- deletion ----------------------------------------------------------------------------------------
+
+async def _check_current_password(ctx: Context, customer: CustomerDocument, password: str | None) -> None:
+    """The current password, when the account has one; guesses count against the same per-account and
+    client budget as signing in (resolvers.sessions: bucket ``customer-login-id-ip``).
+
+    (The security settings add ``resolvers.sessions.check_own_password`` for the password change, with
+    the account's full sign-in budgets: once both are merged, this should call it.)"""
+    if customer.password_hash is None:
+        return  # passwordless: the recent authentication is the proof
+    problems = Problems()
+    if not password:
+        problems.add("currentPassword", "REQUIRED", "Enter your password.")
+    elif len(password) > MAX_PASSWORD_INPUT or not is_text(password):
+        problems.add("currentPassword", "INVALID", "Enter your password.")
+    problems.raise_if_any()
+    ctx.hasher.check_capacity()
+    await ratelimit.hit(ctx, "customer-login-id-ip",
+                        f"account:{customer.id}|{ratelimit.ip_key(ctx.request.ip_address) or '-'}",
+                        ctx.rules.login_identifier_ip)
+    if not await ctx.hasher.verify(customer.password_hash, password, nfkc=customer.password_nfkc):
+        await audit.record(ctx, "customer.deletion_refused", subject_id=customer.id, reason="wrong_password")
+        raise InvalidCredentials("The password is incorrect.", field="currentPassword")
+
+
+async def delete_account(ctx: Context, current_password: str | None) -> Deletion:
+    """Delete the signed-in customer's account (see the module docstring).
+
+    ReauthenticationRequired unless the session authenticated recently; InvalidCredentials for a wrong
+    current password; InvalidInput when it is missing (accounts with a password); RateLimited;
+    FeatureDisabled when account deletion is off.
+    """
+    customer_id = own_account(ctx, Area.ACCOUNT_DELETION)
+    require_recent_authentication(ctx)
+    customer = await customers.get(customer_id)
+    if customer is None or customer.status != CustomerStatus.ACTIVE:
+        raise unauthenticated()
+    await _check_current_password(ctx, customer, current_password)
+    actor = Actor("customer", customer.id)
+    grace_days = ctx.policy.account_deletion.grace_days
+    if grace_days <= 0:
+        await erase_account(ctx, customer.id, actor=actor)
+        return Deletion(erased=True)
+    now_ms = ctx.now_ms()
+    erase_at_ms = now_ms + grace_days * DAY_MS
+    job_id = await ctx.jobs.enqueue(ERASURE_JOB, {"customer_id": customer.id, "actor_kind": actor.kind,
+                                                  "actor_id": actor.id, "scheduled": True}, run_after_ms=erase_at_ms)
+    notice_id = await ctx.jobs.enqueue(DELETION_NOTICE_JOB, {"customer_id": customer.id, "erasure_job_id": job_id})
+    if await erasure.schedule_deletion(customer.id, job_id, erase_at_ms, now_ms) is None:
+        raise unauthenticated()  # disabled (or deleted) since this request began
+    ended = await sessions.delete_for_subject(customer.id)
+    ctx.jobs.start(notice_id)
+    await audit.record(ctx, "customer.deletion_scheduled", subject_id=customer.id, grace_days=grace_days,
+                       sessions_ended=ended)
+    return Deletion(erased=False, erase_at=datetime.fromtimestamp(erase_at_ms / 1000, ctx.now().tzinfo))
+
+
+async def send_deletion_notice(ctx: Context, payload: dict[str, Any], job_id: str) -> None:
+    """The job: mail the undo link, if the account still waits for the erasure it was written for."""
+    customer = await customers.get(payload["customer_id"])
+    if customer is None or customer.deletion_job_id != payload["erasure_job_id"] \
+            or customer.erasure_started_at_ms is not None or customer.deletion_due_at_ms is None:
+        return
+    minutes_left = (customer.deletion_due_at_ms - ctx.now_ms()) / 60_000
+    if minutes_left <= 1:
+        return
+    url = await links.issue(ctx, UNDO_PURPOSE, customer.id, int(minutes_left), UNDO_PATH,
+                            credential_version=customer.credential_version)
+    await ctx.mailer.send("account_deletion_scheduled", customer.email, {
+        "customer": customer_view(customer), "action_url": url, "expires_in_minutes": int(minutes_left),
+        "deletion_date": datetime.fromtimestamp(customer.deletion_due_at_ms / 1000, ctx.now().tzinfo).date().isoformat(),
+    }, ctx.application, customer.locale)
+
+
+async def erase_account(ctx: Context, customer_id: str, *, actor: Actor) -> None:
+    """Erase a customer's account and everything they left anywhere, now (self-deletion without grace,
+    or an admin's ``customerDelete``). NotFound for an id outside the request's identity store.
+
+    The erasure job is written first: if this process dies midway, any instance's sweep finishes it.
+    """
+    customer = await customers.get(customer_id) if customer_id and len(customer_id) <= MAX_ID else None
+    if customer is None or (actor.kind == "admin" and customer.store_id != ctx.application.identity_store_id):
+        raise NotFound()
+    job_id = await ctx.jobs.enqueue(ERASURE_JOB, {"customer_id": customer.id, "actor_kind": actor.kind,
+                                                  "actor_id": actor.id})
+    started = await erasure.begin_erasure(customer.id, job_id, ctx.now_ms(), scheduled_only=False)
+    if started is None:
+        raise NotFound()
+    await _erase(ctx, customer.id, started, actor)
+
+
+async def run_erasure(ctx: Context, payload: dict[str, Any], job_id: str) -> None:
+    """The job (``ERASURE_JOB``): a scheduled deletion whose grace has passed, or an erasure to finish.
+
+    A scheduled one erases only if the account still waits for this job (not undone, not enabled again
+    by an admin). An account already gone means an erasure was cut short after deleting it: the rest
+    (traces by id, jobs) is done again.
+    """
+    customer_id = payload["customer_id"]
+    actor = Actor(payload.get("actor_kind", "customer"), payload.get("actor_id", customer_id))
+    customer = await customers.get(customer_id)
+    if customer is None:
+        await _erase(ctx, customer_id, None, actor)
+        return
+    if payload.get("scheduled"):
+        started = await erasure.begin_erasure(customer_id, job_id, ctx.now_ms(), scheduled_only=True)
+    else:
+        started = customer if customer.deletion_job_id == job_id else None
+    if started is not None:
+        await _erase(ctx, customer_id, started, actor)
+
+
+async def _erase(ctx: Context, customer_id: str, customer: CustomerDocument | None, actor: Actor) -> None:
+    """Every step deletes or writes what is missing, so it can run again (after a crash, or on another instance)."""
+    await erasure.erase_traces(customer_id, [customer.email] if customer else [])
+    # The one event that stays: no IP, user agent or request id (theirs, when they asked), only the id.
+    anonymous = dataclasses.replace(ctx, request=RequestMeta())
+    await audit.record(anonymous, "customer.deleted", subject_id=customer_id, actor_kind=actor.kind,
+                       actor_id=actor.id)
+    if customer is not None and customer.email_verified:
+        await ctx.mailer.send("account_deleted", customer.email, {"customer": customer_view(customer)},
+                              ctx.application, customer.locale, erase_when_done=True)
+    await erasure.delete_customer(customer_id)
+    await erasure.delete_jobs(customer_id, customer.email_norm if customer else None)
+
+
+# -- undo (the /account/restore page) ---------------------------------------------------------------
+
+async def peek_undo(ctx: Context, token: str) -> LinkState:
+    """What confirming this undo link would do, reading only: USABLE while the account waits for its
+    erasure; ALREADY_DONE when the link was used and the account is active; INVALID otherwise."""
+    try:
+        found = await links.peek(ctx, UNDO_PURPOSE, token)
+    except InvalidToken:
+        return await _used_state(token)
+    customer = await customers.get(found.subject_id)
+    waiting = customer is not None and customer.status == CustomerStatus.DISABLED \
+        and customer.deletion_job_id is not None and customer.erasure_started_at_ms is None \
+        and customer.credential_version == found.credential_version
+    return LinkState.USABLE if waiting else LinkState.INVALID
+
+
+async def confirm_undo(ctx: Context, token: str) -> LinkState:
+    """Use the undo link: the account is active again and will not be erased (CONFIRMED); else as
+    :func:`peek_undo`."""
+    try:
+        found = await links.consume(ctx, UNDO_PURPOSE, token)
+    except InvalidToken:
+        return await _used_state(token)
+    if not await erasure.cancel_deletion(found.subject_id, found.credential_version, ctx.now_ms()):
+        return LinkState.INVALID
+    await audit.record(ctx, "customer.deletion_undone", subject_id=found.subject_id, actor_kind="customer",
+                       actor_id=found.subject_id)
+    return LinkState.CONFIRMED
+
+
+async def _used_state(token: str) -> LinkState:
+    found = await links.find_any(token)
+    if found is None or found.purpose != UNDO_PURPOSE or not found.used:
+        return LinkState.INVALID
+    customer = await customers.get(found.subject_id)
+    active = customer is not None and customer.status == CustomerStatus.ACTIVE and customer.deletion_job_id is None
+    return LinkState.ALREADY_DONE if active else LinkState.INVALID

@@ -1,0 +1,168 @@
+"""Download my data: everything the gateway holds about the signed-in customer, as JSON or one HTML page.
+
+``dataExport(format)`` returns a download URL ``{public_url}/me/export/<token>.<json|html>``: a link
+token of its own purpose (192 random bits, stored as its SHA-256, bound to the customer's credential
+version), valid 5 minutes and usable once. A new request replaces the previous link. The document is
+built when the URL is fetched, from the data as it is then (:func:`build`), and the JSON and the HTML
+page come from that one structure. Its shape is published as a JSON Schema (docs/export.schema.json).
+
+It holds the profile with every attribute (self-service visible or not), the login methods and
+linked identities, the MFA factors (type and dates, never a secret or code), the active sessions, the
+consents (current state and every event) and the customer's own audit events. Events an admin caused
+keep the admin's kind but not their IP address or user agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from resolvers import audit, links
+from resolvers.context import Context
+from resolvers.errors import InvalidToken, unauthenticated
+from resolvers.self_service import Area, is_on, own_account
+from stores import config, customers, erasure, mfa, sessions
+from stores import consents as consent_store
+from stores.documents import AuditEventDocument, CustomerDocument, CustomerStatus, OneTimeTokenDocument
+
+EXPORT_PURPOSE = "data_export"
+LIFETIME_MINUTES = 5
+PATH = "/me/export/"
+SCHEMA_ID = "identity-gateway/export/v1"
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    HTML = "html"
+
+
+@dataclass(frozen=True)
+class ExportLink:
+    url: str
+    expires_at: datetime
+
+
+async def request_export(ctx: Context, export_format: ExportFormat) -> ExportLink:
+    """A one-time download URL, valid 5 minutes, for the signed-in customer's data in ``export_format``.
+
+    FeatureDisabled when data export (or privacy and data) is off.
+    """
+    customer_id = own_account(ctx, Area.DATA_EXPORT)
+    customer = await customers.get(customer_id)
+    if customer is None:
+        raise unauthenticated()
+    # links.issue answers a "?token=" URL; the download URL carries the token in its path instead.
+    issued = await links.issue(ctx, EXPORT_PURPOSE, customer.id, LIFETIME_MINUTES, PATH,
+                               credential_version=customer.credential_version)
+    token = parse_qs(urlsplit(issued).query)["token"][0]
+    await audit.record(ctx, "customer.data_export_requested", subject_id=customer.id, format=str(export_format))
+    return ExportLink(url=f"{ctx.rules.public_url}{PATH}{token}.{export_format}",
+                      expires_at=ctx.now() + timedelta(minutes=LIFETIME_MINUTES))
+
+
+async def _usable_customer(ctx: Context, found: OneTimeTokenDocument) -> CustomerDocument:
+    customer = await customers.get(found.subject_id)
+    if customer is None or customer.status != CustomerStatus.ACTIVE or not is_on(ctx, Area.DATA_EXPORT):
+        raise InvalidToken()
+    links.check_version(found, customer.credential_version)
+    return customer
+
+
+async def check_download(ctx: Context, token: str) -> None:
+    """InvalidToken unless the link would download (reads only: a HEAD request)."""
+    found = await links.peek(ctx, EXPORT_PURPOSE, token)
+    await _usable_customer(ctx, found)
+
+
+async def download(ctx: Context, token: str) -> dict[str, Any]:
+    """Use the download link up and return the export document (see :func:`build`). InvalidToken for an
+    unknown, used or expired link, one issued before the customer's credentials changed, or when the
+    account is no longer active or the application's policy turned data export off."""
+    found = await links.consume(ctx, EXPORT_PURPOSE, token)
+    customer = await _usable_customer(ctx, found)
+    await audit.record(ctx, "customer.data_exported", subject_id=customer.id, actor_kind="customer",
+                       actor_id=customer.id)
+    return await build(ctx, customer)
+
+
+def _iso(value: datetime | int | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        value = datetime.fromtimestamp(value / 1000, UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _event(event: AuditEventDocument, customer_id: str) -> dict[str, Any]:
+    by_admin = event.actor_kind == "admin"
+    return {"id": event.id, "type": event.type, "at": _iso(event.at), "actorKind": event.actor_kind,
+            "byThisCustomer": event.actor_id == customer_id, "applicationId": event.application_id,
+            "ipAddress": None if by_admin else event.ip_address, "userAgent": None if by_admin else event.user_agent}
+
+
+async def _consents(customer: CustomerDocument) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    events = await consent_store.history(customer.id)
+    current: list[dict[str, Any]] = []
+    for application_id in dict.fromkeys(event.application_id for event in events):
+        application = await config.get_application(application_id)
+        latest: dict[str, Any] = {}
+        for event in events:
+            if event.application_id == application_id:
+                latest.setdefault(event.key, event)
+        items = {item.key: item for item in application.consent_policy} if application else {}
+        for key, event in latest.items():
+            item = items.get(key)
+            current.append({
+                "applicationId": application_id, "applicationName": application.name if application else None,
+                "key": key, "title": item.title if item else None, "required": item.required if item else False,
+                "currentVersion": item.version if item else None, "granted": event.granted,
+                "grantedAt": _iso(event.at) if event.granted else None,
+                "version": event.version if event.granted else None,
+                "needsReacceptance": bool(event.granted and item and event.version < item.version),
+            })
+    history = [{"applicationId": e.application_id, "key": e.key, "version": e.version, "granted": e.granted,
+                "at": _iso(e.at), "ipAddress": e.ip_address, "userAgent": e.user_agent} for e in events]
+    return current, history
+
+
+async def build(ctx: Context, customer: CustomerDocument) -> dict[str, Any]:
+    """The export document: JSON-ready (strings, numbers, booleans, nulls, lists, objects; times as
+    ISO 8601 UTC strings), camelCase like the API. Its JSON Schema is docs/export.schema.json."""
+    now = ctx.now()
+    address = customer.address.model_dump() if customer.address else None
+    factors = await mfa.list_for_customer(customer.id)
+    active = await sessions.list_active_for_subject(customer.id, now, ctx.now_ms())
+    consents, consent_history = await _consents(customer)
+    events = [AuditEventDocument.model_validate(raw) for raw in await erasure.audit_events_of(customer.id)]
+    return {
+        "$schema": SCHEMA_ID,
+        "exportedAt": _iso(now),
+        "profile": {
+            "id": customer.id, "email": customer.email, "emailVerified": customer.email_verified,
+            "username": customer.username, "givenName": customer.given_name, "middleName": customer.middle_name,
+            "familyName": customer.family_name, "phoneNumber": customer.phone_number,
+            "address": None if address is None else {
+                "streetAddress": address["street_address"], "locality": address["locality"],
+                "region": address["region"], "postalCode": address["postal_code"], "country": address["country"]},
+            "birthdate": customer.birthdate, "locale": customer.locale, "status": str(customer.status).upper(),
+            "createdAt": _iso(customer.created_at), "activatedAt": _iso(customer.activated_at_ms),
+            "updatedAt": _iso(customer.updated_at_ms), "lastSignInAt": _iso(customer.last_sign_in_at_ms),
+        },
+        "attributes": dict(customer.attributes),
+        "loginMethods": {
+            "password": customer.password_hash is not None,
+            "linkedIdentities": [{"id": i.id, "provider": i.provider, "subject": i.subject, "email": i.email,
+                                  "linkedAt": _iso(i.linked_at_ms)} for i in customer.linked_identities],
+        },
+        "mfaFactors": [{"id": f.id, "type": str(f.type), "confirmed": f.confirmed, "createdAt": _iso(f.created_at),
+                        "lastUsedAt": _iso(f.last_used_at_ms)} for f in factors],
+        "sessions": [{"id": s.id, "createdAt": _iso(s.created_at), "lastSeenAt": _iso(s.last_seen_at_ms),
+                      "expiresAt": _iso(min(s.expires_at, datetime.fromtimestamp(s.idle_expires_at_ms / 1000, UTC))),
+                      "ipAddress": s.ip_address, "userAgent": s.user_agent} for s in active],
+        "consents": consents,
+        "consentHistory": consent_history,
+        "auditEvents": [_event(event, customer.id) for event in events],
+    }
