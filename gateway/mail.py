@@ -103,19 +103,20 @@ class OutboxMailer:
         return RenderedMail(subject=parts["subject"], html=parts["html"], text=parts["text"])
 
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
-                   locale: str | None = None, *, erase_when_done: bool = False) -> None:
+                   locale: str | None = None, *, subject_id: str | None = None, erase_when_done: bool = False) -> None:
         """Store the mail (a database error is raised to the caller), then deliver it after the caller moves on.
 
         ``variables["expires_in_minutes"]``, when given, is how long the links inside stay valid: the
-        mail is not delivered after that. ``erase_when_done``: no record is kept once it is sent or dead
-        (mail to an erased account).
+        mail is not delivered after that. ``subject_id``: whom the mail is about (the erasure of a customer
+        finds their mail by it, whatever the address). ``erase_when_done``: no record is kept once it is
+        sent or dead (mail to an erased account).
         """
         rendered = await render_for(self._render_pool, application, kind, variables, locale)
         now = self._clock.now()
         now_ms = epoch_ms(now)
         lifetime = variables.get("expires_in_minutes")
         message = OutboxDocument(
-            id=new_id(), kind=kind, to=to, body=self.seal(rendered),
+            id=new_id(), kind=kind, to=to, subject_id=subject_id, body=self.seal(rendered),
             status=OutboxStatus.PENDING if self._smtp else OutboxStatus.STORED, created_at=now,
             next_attempt_ms=now_ms, expires_at_ms=now_ms + int(lifetime) * 60_000 if lifetime else None,
             erase_when_done=erase_when_done,

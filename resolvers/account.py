@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from resolvers import audit, links, ratelimit
+from resolvers import audit, links
 from resolvers.context import Context, RequestMeta
 from resolvers.customers import get as get_in_store
 from resolvers.errors import InvalidCredentials, InvalidToken, LastLoginMethod, NotFound, Problems, unauthenticated
@@ -37,7 +37,7 @@ from resolvers.links import LinkState
 from resolvers.mail_views import customer_view
 from resolvers.security import is_text
 from resolvers.self_service import Area, own_account
-from resolvers.sessions import MAX_PASSWORD_INPUT, require_recent_authentication
+from resolvers.sessions import MAX_PASSWORD_INPUT, check_own_password, require_recent_authentication
 from stores import customers, erasure, mfa, sessions
 from stores import login_methods as login_method_store
 from stores.documents import CustomerDocument, CustomerStatus, LinkedIdentity, MfaFactorDocument
@@ -142,11 +142,8 @@ async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods
 # -- deletion ----------------------------------------------------------------------------------------
 
 async def _check_current_password(ctx: Context, customer: CustomerDocument, password: str | None) -> None:
-    """The current password, when the account has one; guesses count against the same per-account and
-    client budget as signing in (resolvers.sessions: bucket ``customer-login-id-ip``).
-
-    (The security settings add ``resolvers.sessions.check_own_password`` for the password change, with
-    the account's full sign-in budgets: once both are merged, this should call it.)"""
+    """The current password, when the account has one (``resolvers.sessions.check_own_password``: the
+    session's own budget, as a password change counts it)."""
     if customer.password_hash is None:
         return  # passwordless: the recent authentication is the proof
     problems = Problems()
@@ -155,13 +152,11 @@ async def _check_current_password(ctx: Context, customer: CustomerDocument, pass
     elif len(password) > MAX_PASSWORD_INPUT or not is_text(password):
         problems.add("currentPassword", "INVALID", "Enter your password.")
     problems.raise_if_any()
-    ctx.hasher.check_capacity()
-    await ratelimit.hit(ctx, "customer-login-id-ip",
-                        f"account:{customer.id}|{ratelimit.ip_key(ctx.request.ip_address) or '-'}",
-                        ctx.rules.login_identifier_ip)
-    if not await ctx.hasher.verify(customer.password_hash, password, nfkc=customer.password_nfkc):
+    try:
+        await check_own_password(ctx, customer, password)
+    except InvalidCredentials:
         await audit.record(ctx, "customer.deletion_refused", subject_id=customer.id, reason="wrong_password")
-        raise InvalidCredentials("The password is incorrect.", field="currentPassword")
+        raise
 
 
 async def delete_account(ctx: Context, current_password: str | None) -> Deletion:
@@ -210,7 +205,7 @@ async def send_deletion_notice(ctx: Context, payload: dict[str, Any], job_id: st
     await ctx.mailer.send("account_deletion_scheduled", customer.email, {
         "customer": customer_view(customer), "action_url": url, "expires_in_minutes": int(minutes_left),
         "deletion_date": datetime.fromtimestamp(customer.deletion_due_at_ms / 1000, ctx.now().tzinfo).date().isoformat(),
-    }, ctx.application, customer.locale)
+    }, ctx.application, customer.locale, subject_id=customer.id)
 
 
 async def erase_account(ctx: Context, customer_id: str, *, actor: Actor) -> None:

@@ -24,7 +24,16 @@ from typing import Any
 
 from resolvers import audit, links, ratelimit
 from resolvers.context import Context
-from resolvers.errors import Conflict, InvalidInput, InvalidToken, LastOwner, NotFound, PasswordMismatch, Problems, RateLimited
+from resolvers.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidToken,
+    LastOwner,
+    NotFound,
+    PasswordMismatch,
+    Problems,
+    RateLimited,
+)
 from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.passwords import check_password
 from resolvers.roles import ROLE_PERMISSIONS
@@ -107,7 +116,7 @@ async def _send_invitation(ctx: Context, admin: AdminDocument) -> None:
     await ctx.mailer.send("admin_invitation", admin.email, {
         "admin": {"email": admin.email}, "role": admin.role, "action_url": url,
         "expires_in_minutes": INVITATION_TTL_MINUTES,
-    }, ctx.application)
+    }, ctx.application, subject_id=admin.id)
 
 
 async def invite(ctx: Context, email: str, role: str) -> AdminDocument:
@@ -212,7 +221,7 @@ async def _send_reset(ctx: Context, email: str) -> None:
     await audit.record(ctx, "admin.password_reset_requested", subject_id=admin.id, actor_kind="public")
     await ctx.mailer.send("admin_password_reset", admin.email, {
         "admin": {"email": admin.email}, "action_url": url, "expires_in_minutes": RESET_TTL_MINUTES,
-    }, ctx.application)
+    }, ctx.application, subject_id=admin.id)
 
 
 async def reset_password(ctx: Context, token: str, new_password: str, confirm_password: str) -> None:

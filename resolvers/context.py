@@ -27,9 +27,11 @@ def epoch_ms(moment: datetime) -> int:
 
 class Mailer(Protocol):
     async def send(self, kind: str, to: str, variables: dict[str, Any], application: ApplicationDocument,
-                   locale: str | None = None, *, erase_when_done: bool = False) -> None:
+                   locale: str | None = None, *, subject_id: str | None = None, erase_when_done: bool = False) -> None:
         """Store an email in the outbox; delivery follows after the caller moves on, with retries.
-        ``erase_when_done``: its outbox record is deleted once it is sent or dead (mail to an erased account)."""
+        ``subject_id``: the customer (or admin) it is about, so erasing them erases it, whatever address it
+        went to. ``erase_when_done``: its outbox record is deleted once it is sent or dead (mail to an erased
+        account)."""
 
 
 class Jobs(Protocol):

@@ -77,6 +77,7 @@ ORDER = {FactorType.TOTP: 0, FactorType.EMAIL_OTP: 1, FactorType.RECOVERY_CODE: 
 LABELS = {FactorType.TOTP: "Authenticator app", FactorType.EMAIL_OTP: "Email codes",
           FactorType.RECOVERY_CODE: "Recovery codes"}
 
+ALL_FACTORS = "Every second factor (reset by support)"
 MFA_NOTICE = "mfa_notice"
 CODE_MAIL = "mfa_code"
 
@@ -310,6 +311,25 @@ async def remove_factor(ctx: Context, factor_id: str) -> MfaFactorDocument:
     return factor
 
 
+async def reset_factors(ctx: Context, customer_id: str) -> int:
+    """Helpdesk: remove every second factor of a customer (who lost their phone and their recovery codes),
+    and end their pending second-factor steps; how many factors went. They sign in with their password
+    alone afterwards (or with an emailed code when the policy requires MFA), and are told by mail.
+    NotFound for an id outside the request's identity store."""
+    customer = await customers.get(customer_id) if isinstance(customer_id, str) and 0 < len(customer_id) <= 64 \
+        else None
+    if customer is None or customer.store_id != ctx.application.identity_store_id:
+        raise NotFound()
+    factors = await mfa.list_for_customer(customer.id)
+    notice = await _prepare_notice(ctx, customer.id, factors[0].id, factors[0].type, "reset") if factors else None
+    removed = await mfa.delete_for_customer(customer.id)
+    await mfa_challenges.delete_for_customer(customer.id)
+    if notice:
+        ctx.jobs.start(notice)
+    await audit.record(ctx, "customer.mfa_reset", subject_id=customer.id, factors_removed=removed)
+    return removed
+
+
 # -- notices ---------------------------------------------------------------------------------------
 
 async def _prepare_notice(ctx: Context, customer_id: str, factor_id: str, factor_type: FactorType,
@@ -329,9 +349,9 @@ async def send_notice(ctx: Context, payload: dict, job_id: str) -> None:
     if added != (factor is not None and factor.confirmed):
         return  # the change failed, or was undone since: nothing to tell
     kind = "mfa_factor_added" if added else "mfa_factor_removed"
-    await ctx.mailer.send(kind, customer.email, {
-        "customer": customer_view(customer), "factor": LABELS[FactorType(payload["factor_type"])],
-    }, ctx.application, customer.locale)
+    label = ALL_FACTORS if payload["change"] == "reset" else LABELS[FactorType(payload["factor_type"])]
+    await ctx.mailer.send(kind, customer.email, {"customer": customer_view(customer), "factor": label},
+                          ctx.application, customer.locale, subject_id=customer.id)
 
 
 # -- challenges ------------------------------------------------------------------------------------
@@ -386,7 +406,7 @@ async def _mail_code(ctx: Context, challenge: MfaChallengeDocument, customer: Cu
     minutes = max(1, (expires_at_ms - ctx.now_ms()) // 60_000)
     await ctx.mailer.send(CODE_MAIL, customer.email, {"customer": customer_view(customer), "code": code,
                                                       "expires_in_minutes": minutes},
-                          ctx.application, customer.locale)
+                          ctx.application, customer.locale, subject_id=customer.id)
     return expires_at_ms
 
 

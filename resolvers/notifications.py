@@ -40,4 +40,4 @@ async def send_credential_notice(ctx: Context, payload: dict, job_id: str) -> No
     await sessions.delete_older_than(customer.id, customer.credential_version, keep=payload.get("keep_session_id"))
     if payload.get("mail"):
         await ctx.mailer.send(payload["mail"], customer.email, {"customer": customer_view(customer)},
-                              ctx.application, customer.locale)
+                              ctx.application, customer.locale, subject_id=customer.id)

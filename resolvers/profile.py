@@ -241,7 +241,7 @@ async def send_email_change_link(ctx: Context, payload: dict, job_id: str) -> No
         await ctx.mailer.send("email_change_verify", new_email, {
             "customer": customer_view(unverified), "new_email": new_email, "action_url": url,
             "expires_in_minutes": ttl,
-        }, ctx.application, customer.locale)
+        }, ctx.application, customer.locale, subject_id=customer.id)
         return
     await tokens.revoke(EMAIL_CHANGE, customer.id)
     await audit.record(ctx, "customer.email_change_not_sent", subject_id=customer.id, actor_kind="customer",
@@ -318,7 +318,7 @@ async def send_email_changed_notice(ctx: Context, payload: dict, job_id: str) ->
     view = {**customer_view(customer), "email": payload["old_email"]}
     await ctx.mailer.send("email_changed", payload["old_email"], {
         "customer": view, "new_email_hint": email_hint(payload["new_email"]),
-    }, ctx.application, customer.locale)
+    }, ctx.application, customer.locale, subject_id=customer.id)
 
 
 def email_hint(email: str) -> str:

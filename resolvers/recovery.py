@@ -61,7 +61,7 @@ async def send_reset_mail(ctx: Context, customer: CustomerDocument) -> None:
                             base_url=_own_reset_page(ctx.application))
     await ctx.mailer.send("password_reset", customer.email, {
         "customer": customer_view(customer), "action_url": url, "expires_in_minutes": ttl,
-    }, ctx.application, customer.locale)
+    }, ctx.application, customer.locale, subject_id=customer.id)
 
 
 def _own_reset_page(application: ApplicationDocument) -> str | None:
@@ -142,4 +142,4 @@ async def reminder_mail_job(ctx: Context, payload: dict, job_id: str) -> None:
         return
     await audit.record(ctx, "customer.username_reminder_sent", subject_id=customer.id, actor_kind="public")
     await ctx.mailer.send("username_reminder", customer.email, {"customer": customer_view(customer)},
-                          ctx.application, customer.locale)
+                          ctx.application, customer.locale, subject_id=customer.id)

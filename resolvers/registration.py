@@ -109,7 +109,7 @@ async def send_registration_mail(ctx: Context, payload: dict, job_id: str) -> No
         return
     await ctx.mailer.send("registration_attempt", existing.email, {
         "customer": customer_view(existing), "signin_hint": sign_in_hint(existing),
-    }, ctx.application, existing.locale)
+    }, ctx.application, existing.locale, subject_id=existing.id)
 
 
 async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
@@ -118,7 +118,7 @@ async def send_activation(ctx: Context, customer: CustomerDocument) -> None:
     await ctx.mailer.send("activation", customer.email, {
         "customer": customer_view(customer), "action_url": url,
         "expires_in_minutes": ctx.policy.registration.activation_link_lifetime_minutes,
-    }, ctx.application, customer.locale)
+    }, ctx.application, customer.locale, subject_id=customer.id)
 
 
 async def activate(ctx: Context, token: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from resolvers import admins, customers, sessions
+from resolvers import account, admins, customers, mfa, profile, sessions
 from resolvers.errors import Problems
 from schema.errors import (
     FeatureDisabledError,
@@ -18,6 +18,7 @@ from schema.errors import (
     RateLimitedError,
 )
 from schema.permissions import HasPermission, IsAdmin, requires
+from schema.profile import ProfileUpdateInput, profile_changes
 from schema.sessions import DEVICE_TOKEN_DESCRIPTION, SessionCreated, session_created
 from schema.types import Admin, Customer, CustomerStatus
 
@@ -77,7 +78,21 @@ class CustomerMailSent:
     customer_id: strawberry.ID
 
 
+@strawberry.type(description="The customer was erased: nothing of them remains but the deletion's audit event.")
+class CustomerDeleted:
+    customer_id: strawberry.ID
+
+
+@strawberry.type(description="Every second factor of the customer was removed; they were told by mail.")
+class CustomerMfaReset:
+    customer_id: strawberry.ID
+    factors_removed: int
+
+
 CustomerStatusResult = Annotated[Customer | NotFoundError, strawberry.union("CustomerStatusResult")]
+CustomerUpdateResult = Annotated[Customer | InvalidInputError | NotFoundError, strawberry.union("CustomerUpdateResult")]
+CustomerDeleteResult = Annotated[CustomerDeleted | NotFoundError, strawberry.union("CustomerDeleteResult")]
+CustomerMfaResetResult = Annotated[CustomerMfaReset | NotFoundError, strawberry.union("CustomerMfaResetResult")]
 CustomerSessionsRevokeResult = Annotated[CustomerSessionsRevoked | NotFoundError,
                                          strawberry.union("CustomerSessionsRevokeResult")]
 CustomerPasswordResetSendResult = Annotated[
@@ -127,6 +142,29 @@ class AdminMutations:
     async def admin_session_create(self, info: Info, input: AdminSessionCreateInput) -> AdminSessionCreateResult:
         return session_created(await sessions.sign_in(info.context, sessions.ADMIN, input.email, input.password,
                                                       input.device_token))
+
+    @strawberry.mutation(description="Changes a customer's profile and attributes, validated against the attribute "
+                                     "schema: only the fields given, all or nothing. An admin may also set attributes "
+                                     "customers cannot see or edit. The email changes only through the customer's "
+                                     "email-change flow.", extensions=requires(HasPermission("customers:write")))
+    async def customer_update(self, info: Info, id: strawberry.ID, input: ProfileUpdateInput) -> CustomerUpdateResult:
+        updated = await profile.update_attributes(info.context, str(id), profile_changes(input), by_admin=True)
+        return Customer.from_doc(updated)
+
+    @strawberry.mutation(description="Erases a customer now: the same sweep as self-service deletion (every piece of "
+                                     "their data, in every collection; the email and username become free).",
+                         extensions=requires(HasPermission("customers:delete")))
+    async def customer_delete(self, info: Info, id: strawberry.ID) -> CustomerDeleteResult:
+        await account.erase_account(info.context, str(id),
+                                    actor=account.Actor("admin", info.context.principal.subject_id))
+        return CustomerDeleted(customer_id=id)
+
+    @strawberry.mutation(description="Removes every second factor of a customer (a lost phone and lost recovery "
+                                     "codes) and ends their pending second-factor steps; they are told by mail.",
+                         extensions=requires(HasPermission("customers:recover")))
+    async def customer_mfa_reset(self, info: Info, id: strawberry.ID) -> CustomerMfaResetResult:
+        removed = await mfa.reset_factors(info.context, str(id))
+        return CustomerMfaReset(customer_id=id, factors_removed=removed)
 
     @strawberry.mutation(description="Disables a customer: every session ends at once, their tokens stop working, "
                                      "and signing in is refused until customerEnable.",

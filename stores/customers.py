@@ -60,8 +60,8 @@ async def get_by_identifier(store_id: str, identifier_norm: str) -> CustomerDocu
 
     A username never contains "@" and an email always does, so at most one customer matches.
     """
-    raw = await _col().find_one({"$and": [{"store_id": store_id},
-                                          {"$or": [{"email_norm": identifier_norm}, {"username_norm": identifier_norm}]}]})
+    either = {"$or": [{"email_norm": identifier_norm}, {"username_norm": identifier_norm}]}
+    raw = await _col().find_one({"$and": [{"store_id": store_id}, either]})
     return CustomerDocument.model_validate(raw) if raw else None
 
 

@@ -520,6 +520,7 @@ class OutboxDocument(Document):
     id: str = Field(alias="_id")
     kind: str
     to: str
+    subject_id: str | None = None  # the customer (or admin) the mail is about
     body: str | None = None
     status: OutboxStatus = OutboxStatus.PENDING
     attempts: int = 0
@@ -537,7 +538,8 @@ class OutboxDocument(Document):
 
     class Settings:
         name = "outbox"
-        indexes = [IndexModel([("status", 1), ("next_attempt_ms", 1)], name="due")]
+        indexes = [IndexModel([("status", 1), ("next_attempt_ms", 1)], name="due"),
+                   IndexModel([("subject_id", 1)], name="subject")]
 
 
 class JobDocument(Document):

@@ -57,16 +57,17 @@ def _customers():
 
 async def erase_traces(customer_id: str, addresses: list[str]) -> dict[str, int]:
     """Delete every document of the customer's in :data:`TRACES` (audit events included: the caller then
-    records the one deletion event), and every outbox message to ``addresses`` (pending, sent or dead).
+    records the one deletion event), and every outbox message about them or to ``addresses`` (pending,
+    sent or dead: a notice to an address they changed from included).
     Returns how many documents went, by collection."""
     database = _database()
     erased: dict[str, int] = {}
     for trace in TRACES:
         query = {"$or": [{name: customer_id} for name in trace.fields]}
         erased[trace.collection] = (await database[trace.collection].delete_many(query)).deleted_count
-    if addresses:
-        outbox = OutboxDocument.get_pymongo_collection()
-        erased[OutboxDocument.Settings.name] = (await outbox.delete_many({"to": {"$in": addresses}})).deleted_count
+    outbox = OutboxDocument.get_pymongo_collection()
+    mail = [{"subject_id": customer_id}] + ([{"to": {"$in": addresses}}] if addresses else [])
+    erased[OutboxDocument.Settings.name] = (await outbox.delete_many({"$or": mail})).deleted_count
     return erased
 
 

@@ -302,3 +302,27 @@ async def test_an_account_an_admin_enabled_again_is_not_erased_and_can_be_delete
     again = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token, headers=headers))
     assert again["accountDelete"]["__typename"] == "AccountDeleted" and again["accountDelete"]["erased"] is False
     assert (await customers.get(me)).deletion_job_id not in (None, first_job)
+
+
+async def test_mail_to_an_address_the_customer_changed_from_is_erased_too(gql, mailbox, runtime):
+    # given a customer who changed their email (the old address got a notice), then asked for their data
+    old = unique_email("moved-from")
+    token = await active_customer(gql, mailbox, old)
+    me = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    new = unique_email("moved-to")
+    requested = assert_no_errors(await gql(
+        "mutation($e: String!) { emailChangeRequest(input: {newEmail: $e}) { __typename } }", {"e": new}, token=token))
+    assert requested["emailChangeRequest"]["__typename"] == "EmailChangeRequested"
+    link = (await mailbox.wait_for(new, "")).token("/email-change")
+    assert_no_errors(await gql("mutation($t: String!) { emailChangeConfirm(token: $t) { __typename } }", {"t": link}))
+    await mailbox.wait_for(old, "changed")
+    await runtime.drain()
+
+    # when they delete their account
+    deleted = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token))["accountDelete"]
+    assert deleted["__typename"] == "AccountDeleted"
+    await wait_until_gone(me)
+    await runtime.drain()
+
+    # then no mail record names either address any more, nor anything else but the deletion event
+    only_the_deletion_event(await traces_of(me, old, new), me)

@@ -325,3 +325,77 @@ async def test_customer_mutations_need_their_permissions(gql, mailbox, runtime):
     assert_denied(await gql(ENABLE, variables, token=support), "FORBIDDEN")
     assert "errors" not in await gql(SEND_RESET, variables, token=support)
     assert "errors" not in await gql(REVOKE, variables, token=support)
+
+
+# -- changing and erasing a customer, resetting their MFA ---------------------------------------------
+
+UPDATE = """mutation($id: ID!, $input: ProfileUpdateInput!) { customerUpdate(id: $id, input: $input) {
+  __typename ... on Customer { id givenName profile { givenName phoneNumber } }
+  ... on InvalidInputError { fields { field code } } ... on Error { code field } } }"""
+DELETE = """mutation($id: ID!) { customerDelete(id: $id) {
+  __typename ... on CustomerDeleted { customerId } ... on Error { code field } } }"""
+MFA_RESET = """mutation($id: ID!) { customerMfaReset(id: $id) {
+  __typename ... on CustomerMfaReset { customerId factorsRemoved } ... on Error { code field } } }"""
+ME_NAME = "query { me { givenName profile { givenName } } }"
+
+
+async def test_an_admin_updates_a_customers_profile_and_the_customer_sees_it_at_once(gql, mailbox, runtime):
+    # given a signed-in customer and an admin
+    token = await active_customer(gql, mailbox, unique_email("updated"))
+    customer_id = await customer_id_of(gql, token)
+    admin = await admin_token(runtime, gql)
+
+    # when the admin changes their name and phone, then sends a bad phone number
+    changed = assert_no_errors(await gql(UPDATE, {"id": customer_id, "input": {
+        "givenName": "Grace", "phoneNumber": "+41 44 668 18 00"}}, token=admin))["customerUpdate"]
+    refused = assert_no_errors(await gql(UPDATE, {"id": customer_id, "input": {
+        "givenName": "Nope", "phoneNumber": "not a number"}}, token=admin))["customerUpdate"]
+
+    # then the first is saved (and the customer's session shows it), the second changes nothing
+    assert changed["profile"] == {"givenName": "Grace", "phoneNumber": "+41446681800"}
+    assert refused["__typename"] == "InvalidInputError"
+    assert {f["field"] for f in refused["fields"]} == {"phoneNumber"}
+    assert assert_no_errors(await gql(ME_NAME, token=token))["me"] == {"givenName": "Grace",
+                                                                       "profile": {"givenName": "Grace"}}
+
+
+async def test_an_admin_erases_a_customer_who_then_is_gone_everywhere(gql, mailbox, runtime):
+    # given a signed-in customer, and a support admin and an owner
+    email = unique_email("erased")
+    token = await active_customer(gql, mailbox, email)
+    customer_id = await customer_id_of(gql, token)
+    support, owner = await admin_token(runtime, gql, "support"), await admin_token(runtime, gql)
+
+    # when support tries to erase them (not allowed), then the owner does
+    assert_denied(await gql(DELETE, {"id": customer_id}, token=support), "FORBIDDEN")
+    deleted = assert_no_errors(await gql(DELETE, {"id": customer_id}, token=owner))["customerDelete"]
+    await runtime.drain()
+
+    # then the account is gone, its token dead, and the address free to register again
+    assert deleted == {"__typename": "CustomerDeleted", "customerId": customer_id}
+    assert_denied(await gql(ME, token=token), "UNAUTHENTICATED")
+    assert await customer_store.get(customer_id) is None
+    assert (await register(gql, email))["__typename"] == "AccountRegisterAccepted"
+    again = assert_no_errors(await gql(DELETE, {"id": customer_id}, token=owner))["customerDelete"]
+    assert again["__typename"] == "NotFoundError"
+
+
+async def test_support_resets_a_customers_mfa_and_they_sign_in_with_their_password(gql, mailbox, runtime):
+    from tests.flows import add_totp_factor
+
+    # given a customer whose only second factor is an authenticator app they lost
+    email = unique_email("lost-phone")
+    token = await active_customer(gql, mailbox, email)
+    customer_id = await customer_id_of(gql, token)
+    await add_totp_factor(customer_id, runtime.clock.now())
+    assert (await sign_in(gql, email))["__typename"] == "MfaRequired"
+    support = await admin_token(runtime, gql, "support")
+
+    # when support resets their MFA
+    reset = assert_no_errors(await gql(MFA_RESET, {"id": customer_id}, token=support))["customerMfaReset"]
+
+    # then the factor is gone, the password alone signs in again, and the customer is told by mail
+    assert reset == {"__typename": "CustomerMfaReset", "customerId": customer_id, "factorsRemoved": 1}
+    assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+    notice = await mailbox.wait_for(email, "removed")
+    assert "Every second factor" in notice.text
