@@ -250,16 +250,43 @@ async def sign_in(ctx: Context, kind_name: str, identifier: str, password: str,
         raise AccountNotActivated()
     new_hash = await ctx.hasher.hash(password) if not nfkc or ctx.hasher.needs_rehash(account.password_hash) else None
     if kind is CUSTOMERS:
-        factors = mfa.offered_factors(ctx.policy, await mfa_factors.list_for_customer(account.id))
+        return await complete_sign_in(ctx, account, method="password", budgets=budgets, new_hash=new_hash)
+    return await _write_session(ctx, kind, account, budgets, new_hash, method="password")
+
+
+async def complete_sign_in(ctx: Context, customer: CustomerDocument, *, method: str,
+                           budgets: list[tuple[str, str, Any]] = (), new_hash: str | None = None,
+                           second_factor: bool = False) -> SignedIn | MfaRequired:
+    """A customer proved a first factor (``method``: password, passkey, a social identity, an emailed
+    link): ask for a second factor when the policy and their factors call for one (:class:`MfaRequired`,
+    no session), else write the session. Every way of signing in ends here, so the rules after the first
+    factor are the same for all of them.
+
+    ``second_factor``: the proof was already multi-factor (a passkey with user verification), so no
+    second factor is asked. ``budgets`` are the counters the attempt was counted against (cleared on
+    success). The session stands only if the account is still active with the credentials read (see the
+    module docstring); otherwise InvalidCredentials. AccountNotActivated for a pending account.
+    """
+    if customer.status != CustomerStatus.ACTIVE:
+        raise AccountNotActivated() if customer.status == CustomerStatus.PENDING else await _failed(ctx, CUSTOMERS,
+                                                                                                     customer)
+    if not second_factor:
+        factors = mfa.offered_factors(ctx.policy, await mfa_factors.list_for_customer(customer.id))
         if factors:
-            return await _challenge(ctx, account, factors, budgets, new_hash)
+            return await _challenge(ctx, customer, factors, list(budgets), new_hash)
+    return await _write_session(ctx, CUSTOMERS, customer, list(budgets), new_hash, method=method)
+
+
+async def _write_session(ctx: Context, kind: AccountKind, account: Any, budgets: list[tuple[str, str, Any]],
+                         new_hash: str | None, *, method: str) -> SignedIn:
+    """Write the session, then the conditional confirmation on the account (see the module docstring)."""
     token, session = await create_session(ctx, kind.name, account.id, kind.profile(account), account.credential_version)
     if not await kind.confirm(account.id, account.password_hash, account.credential_version, ctx.now_ms(), new_hash):
         await sessions.delete(session.id)  # the credentials changed while we checked them
         raise await _failed(ctx, kind, account)
     await _clear(ctx, budgets)
     await audit.record(ctx, f"{kind.name}.login_succeeded", subject_id=account.id, actor_kind=kind.name,
-                       actor_id=account.id, session_id=session.id)
+                       actor_id=account.id, session_id=session.id, method=method)
     return SignedIn(token, session, devices.issue(ctx.rules, kind.name, account.id, account.credential_version))
 
 
