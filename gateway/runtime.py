@@ -17,7 +17,7 @@ from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
 from resolvers import account, mfa, notifications, profile, recovery, registration
-from resolvers.bootstrap import ensure_defaults
+from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
@@ -259,7 +259,15 @@ class Runtime:
 
     async def context(self, *, client_id: str | None, principal: Principal | None,
                       request: RequestMeta) -> Context:
+        """The context of one request for the application ``client_id`` names (the default one if None).
+
+        A customer's session works only for the application it was created under: used with another
+        application it is no principal at all (that application's policy did not decide its sign-in).
+        """
         application, policy = await self.application(client_id)
+        if principal is not None and principal.kind == "customer" \
+                and (principal.application_id or DEFAULT_APPLICATION_ID) != application.id:
+            principal = None
         return Context(
             rules=self.rules, clock=self.clock, mailer=self.mailer, render_pool=self.render_pool, hasher=self.hasher,
             application=application, policy=policy, request=request, defer=self.defer,

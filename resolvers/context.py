@@ -111,6 +111,7 @@ class Principal:
     profile: Any = None  # the session's copy of the customer profile (a dict), for the hot path
     authenticated_at_ms: int = 0  # when the subject last proved who they are in this session
     token_hash: str = ""  # of the bearer token that made the request (to rotate it)
+    application_id: str | None = None  # a customer session's application (it works only there)
     # A partner API key (``resolvers.api_keys``): its name; ``subject_id`` is then the key's id, and
     # ``kind`` is "admin" with the key's effective permissions. None for a session.
     api_key_name: str | None = None

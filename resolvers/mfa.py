@@ -142,15 +142,14 @@ def offered_factors(policy: PolicyDocument, factors: list[MfaFactorDocument], *,
                     has_password: bool = True) -> list[FactorType]:
     """What a sign-in must be completed with: empty when it needs no second factor.
 
-    The customer's confirmed factors that the policy allows (recovery codes only while some are left),
-    when at least one of them is a primary factor (TOTP, email codes) or the mode is REQUIRED; with
-    REQUIRED and no primary factor, an emailed code. Mode OFF never asks. ``has_password=False`` (an
+    The customer's confirmed factors (recovery codes only while some are left), when at least one of
+    them is a primary factor (TOTP, email codes) or the mode is REQUIRED; with REQUIRED and no primary
+    factor, an emailed code. A factor the customer enrolled protects their account under every
+    application of the identity store: another application's policy (mode OFF, a shorter factor list)
+    governs what can be enrolled there, never what a sign-in may skip. ``has_password=False`` (an
     account without a password re-authenticating) adds the emailed code, its only way to prove itself.
     """
-    if policy.mfa.mode == MfaMode.OFF:
-        return [FactorType.EMAIL_OTP] if not has_password else []
-    allowed = set(policy.mfa.factors)
-    held = {f.type for f in factors if f.confirmed and f.type in allowed
+    held = {f.type for f in factors if f.confirmed
             and (f.type != FactorType.RECOVERY_CODE or f.recovery_code_hashes)}
     if not held & set(PRIMARY):
         if policy.mfa.mode != MfaMode.REQUIRED and has_password:

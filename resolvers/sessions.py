@@ -174,7 +174,8 @@ async def create_session(ctx: Context, kind: str, subject_id: str, profile: Cust
     token = new_session_token(kind)
     session = SessionDocument(
         id=new_id(), token_hash=token_hash(token), kind=kind, subject_id=subject_id,
-        credential_version=credential_version, created_at=now, expires_at=now + timedelta(seconds=absolute),
+        credential_version=credential_version, application_id=ctx.application.id if kind == CUSTOMER else None,
+        created_at=now, expires_at=now + timedelta(seconds=absolute),
         idle_expires_at_ms=now_ms + idle * 1000, idle_timeout_ms=idle * 1000, authenticated_at_ms=now_ms,
         last_seen_at_ms=now_ms,
         ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
@@ -487,7 +488,8 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
         await sessions.touch(session_id, now_ms, now_ms + idle_ms, now_ms - interval_ms + 1)
     authenticated_at_ms = session.get("authenticated_at_ms") or epoch_ms(session["created_at"])
     return Principal(kind=kind, subject_id=subject_id, session_id=session_id, permissions=permissions,
-                     profile=profile, authenticated_at_ms=authenticated_at_ms, token_hash=hashed)
+                     profile=profile, authenticated_at_ms=authenticated_at_ms, token_hash=hashed,
+                     application_id=session.get("application_id"))
 
 
 async def revoke(ctx: Context, session_id: str) -> None:

@@ -387,6 +387,10 @@ class SessionDocument(Document):
     kind: str  # customer | admin
     subject_id: str
     credential_version: int = 0  # the subject's credential version when it signed in
+    # A customer's session works only for the application it was created under (its policy decided
+    # the sign-in: second factor, lifetimes, areas); None for an admin's, and for sessions written
+    # before sessions were bound (taken as the default application's).
+    application_id: str | None = None
     created_at: datetime
     expires_at: datetime
     idle_expires_at_ms: int

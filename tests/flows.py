@@ -71,8 +71,10 @@ async def confirm_from_page(http: httpx.AsyncClient, path: str, token: str,
     return await http.post(path, data=hidden_fields(page.text, path), headers=headers)
 
 
-async def sign_in(gql: GraphQLClient, identifier: str, password: str = PASSWORD) -> dict:
-    data = assert_no_errors(await gql(SIGN_IN, {"input": {"identifier": identifier, "password": password}}))
+async def sign_in(gql: GraphQLClient, identifier: str, password: str = PASSWORD, headers: dict | None = None) -> dict:
+    """Sign in under the application ``headers`` name (a session works only for the application it was made in)."""
+    data = assert_no_errors(await gql(SIGN_IN, {"input": {"identifier": identifier, "password": password}},
+                                      headers=headers))
     return data["sessionCreate"]
 
 
@@ -83,7 +85,7 @@ async def active_customer(gql: GraphQLClient, mailbox: Mailbox, email: str, pass
     assert accepted["__typename"] == "AccountRegisterAccepted", accepted
     token = await activation_token(mailbox, email)
     assert (assert_no_errors(await gql(ACTIVATE, {"token": token})))["accountActivate"]["__typename"] == "AccountActivated"
-    session = await sign_in(gql, email, password)
+    session = await sign_in(gql, email, password, headers=headers)
     assert session["__typename"] == "SessionCreated", session
     return session["token"]
 

@@ -298,7 +298,7 @@ async def test_an_account_an_admin_enabled_again_is_not_erased_and_can_be_delete
     # sealed one) and delete it again
     assert (await customers.get(me)).status == "active"
     await mfa_store.delete_for_customer(me)
-    token = (await sign_in(gql, email))["token"]
+    token = (await sign_in(gql, email, headers=headers))["token"]
     again = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token, headers=headers))
     assert again["accountDelete"]["__typename"] == "AccountDeleted" and again["accountDelete"]["erased"] is False
     assert (await customers.get(me)).deletion_job_id not in (None, first_job)

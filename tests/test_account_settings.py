@@ -37,8 +37,8 @@ mutation Reauth($password: String!) { sessionReauthenticate(input: {password: $p
 """
 
 
-async def customer_id(gql: GraphQLClient, token: str) -> str:
-    return assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+async def customer_id(gql: GraphQLClient, token: str, headers: dict | None = None) -> str:
+    return assert_no_errors(await gql("{ me { id } }", token=token, headers=headers))["me"]["id"]
 
 
 async def audit_events(subject: str, event_type: str) -> list[dict]:
@@ -161,7 +161,7 @@ async def test_account_settings_switched_off_answer_feature_disabled(gql, mailbo
     application_id, client_id = await new_application(runtime, account_management={"account_settings": False})
     headers = {"x-application-id": client_id}
     token = await active_customer(gql, mailbox, unique_email("settingsoff"), headers=headers)
-    identity = await link_identity(await customer_id(gql, token))
+    identity = await link_identity(await customer_id(gql, token, headers))
 
     # when they read their login methods and unlink an identity
     methods = assert_no_errors(await gql(LOGIN_METHODS, token=token, headers=headers))["me"]["loginMethods"]

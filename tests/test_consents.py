@@ -183,7 +183,7 @@ async def test_an_admin_reads_the_consents_of_the_customer_asked_about(gql, mail
     application_id, headers = await application_with(runtime, TERMS)
     token = await active_customer(gql, mailbox, unique_email("adminconsent"), headers=headers)
     await answer(gql, token, application_id, "terms", True, headers)
-    me = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    me = assert_no_errors(await gql("{ me { id } }", token=token, headers=headers))["me"]["id"]
     admin = await admin_token(runtime, gql, "viewer")
 
     # when the admin reads that customer's consents for the application

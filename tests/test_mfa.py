@@ -397,18 +397,20 @@ async def test_a_password_change_during_the_code_step_ends_the_challenge(gql, ma
     assert late["__typename"] == "InvalidTokenError"
 
 
-async def test_mode_off_refuses_enrolment_and_never_asks(gql, mailbox, clock, runtime):
+async def test_mode_off_refuses_enrolment_but_never_skips_a_factor_the_customer_has(gql, mailbox, clock, runtime):
     # given a customer with an authenticator app, and an application whose policy has MFA off
-    email, _, _, _ = await totp_customer(gql, mailbox, clock, "off")
+    email, _, secret, _ = await totp_customer(gql, mailbox, clock, "off")
     _, client_id = await new_application(runtime, mfa={"mode": "OFF"})
     headers = {"x-application-id": client_id}
 
-    # when they sign in there, and try to enrol there
+    # when they sign in there (the password alone is not enough: their factor protects the account
+    # under every application), complete it with their app, and try to enrol there
     outcome = await sign_in(gql, email, headers=headers)
-    enrol = assert_no_errors(await gql(ENROLL, token=outcome.get("token"), headers=headers))["mfaTotpEnroll"]
+    assert outcome["__typename"] == "MfaRequired", outcome
+    signed_in = await verify(gql, outcome["challengeToken"], "TOTP", totp_code(secret, clock, 1), headers=headers)
+    enrol = assert_no_errors(await gql(ENROLL, token=signed_in["token"], headers=headers))["mfaTotpEnroll"]
 
-    # then the password is enough, and enrolment is off
-    assert outcome["__typename"] == "SessionCreated"
+    # then enrolment is off there
     assert enrol["__typename"] == "FeatureDisabledError"
 
 

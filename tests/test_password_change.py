@@ -131,8 +131,9 @@ async def test_a_passwordless_policy_disables_the_change_and_hides_the_screen(gq
 
     # when the frontends ask whether to show Change Password, and the passwordless one tries it
     default = assert_no_errors(await gql(CAN_CHANGE, token=token))["me"]["security"]["canChangePassword"]
-    passwordless = assert_no_errors(await gql(CAN_CHANGE, token=token, headers=headers))["me"]["security"]
-    result = assert_no_errors(await gql(CHANGE, change(), token=token, headers=headers))["passwordChange"]
+    there = (await sign_in(gql, email, headers=headers))["token"]  # a session works in its own application only
+    passwordless = assert_no_errors(await gql(CAN_CHANGE, token=there, headers=headers))["me"]["security"]
+    result = assert_no_errors(await gql(CHANGE, change(), token=there, headers=headers))["passwordChange"]
 
     # then only the default application shows it, and the passwordless one refuses it
     assert default is True and passwordless["canChangePassword"] is False

@@ -27,7 +27,7 @@ async def test_every_area_is_on_by_default_and_each_switch_shows(gql, mailbox, r
     application_id, client_id = await new_application(runtime)
     headers = {"x-application-id": client_id}
     token = await active_customer(gql, mailbox, unique_email("areas"), headers=headers)
-    default = assert_no_errors(await gql(SELF_SERVICE, token=token))["me"]["selfService"]
+    default = assert_no_errors(await gql(SELF_SERVICE, token=token, headers=headers))["me"]["selfService"]
     application = await config.get_application(application_id)
     await config.update_policy(application.policy_id, {"account_management.privacy_and_data": False})
     runtime.forget_applications()

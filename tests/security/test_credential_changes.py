@@ -116,6 +116,7 @@ async def test_two_concurrent_reset_requests_leave_one_working_link(gql, mailbox
 
     # when two reset requests arrive at once (from two clients), and both mails arrive
     await asyncio.gather(reset_token(gql, mailbox, email), reset_token(GraphQLClient(gql.http), mailbox, email))
+    await mailbox.wait_for(email, "reset your", count=2)
     mails = [m for m in mailbox.to(email) if "reset your" in m.subject.lower()]
     assert len(mails) == 2
 
