@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     login_ip_window_seconds: int = 300
     register_ip_attempts: int = 20
     register_ip_window_seconds: int = 3600
+    # consentSet answers per customer per window (each writes an event that is kept).
+    consent_change_attempts: int = 60
+    consent_change_window_seconds: int = 3600
     # "Someone tried to register with your address" mails per address per window (silent over it).
     registration_notice_email_attempts: int = 3
     registration_notice_window_seconds: int = 3600

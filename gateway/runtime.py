@@ -78,6 +78,7 @@ def build_rules(settings: Settings) -> Rules:
         register_ip=limit(settings.register_ip_attempts, settings.register_ip_window_seconds),
         registration_notice_email=limit(settings.registration_notice_email_attempts,
                                         settings.registration_notice_window_seconds),
+        consent_changes=limit(settings.consent_change_attempts, settings.consent_change_window_seconds),
         activation_resend_email=limit(settings.activation_resend_email_attempts,
                                       settings.activation_resend_window_seconds),
         activation_resend_ip=limit(settings.activation_resend_ip_attempts, settings.activation_resend_window_seconds),

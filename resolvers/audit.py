@@ -31,6 +31,14 @@ TARGET_KIND_OF = {"template": "application"}  # action prefixes whose target is 
 
 MAX_PAGE = 100
 MAX_FILTER = 200
+CUSTOMER_SIDE_ACTORS = frozenset({"customer", "public"})  # the customer, or someone at a public journey
+
+
+def caused_by_customer_or_public(actor_kind: str | None) -> bool:
+    """Whether an event came from the customer's side (the customer, or an anonymous public journey),
+    whose IP address and user agent the customer may see. False for staff, partners (API keys) and the
+    system: their addresses are not the customer's to read."""
+    return actor_kind in CUSTOMER_SIDE_ACTORS
 
 
 def _actor(ctx: Context, actor_kind: str | None, actor_id: str | None) -> tuple[str | None, str | None, str | None]:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from resolvers import audit
+from resolvers import audit, ratelimit
 from resolvers.account import viewed_customer
 from resolvers.context import Context
 from resolvers.errors import ConsentRequired, NotFound, Problems
@@ -69,14 +69,19 @@ async def consents(ctx: Context, customer_id: str, application_id: str | None) -
     """
     customer = await viewed_customer(ctx, customer_id, Area.PRIVACY_AND_DATA)
     application = await _application(ctx, application_id, customer.store_id)
-    latest = await consent_store.latest_by_key(customer.id, application.id)
+    latest = await consent_store.latest_by_key(customer.id, application.id,
+                                               [item.key for item in application.consent_policy])
     return [_state(application.id, item, latest.get(item.key)) for item in application.consent_policy]
 
 
+HISTORY_LIMIT = 100
+
+
 async def history(ctx: Context, customer_id: str, application_id: str | None = None) -> list[ConsentEventDocument]:
-    """The customer's consent events, newest first; only one application's when ``application_id`` is given."""
+    """The customer's newest consent events (at most ``HISTORY_LIMIT``), newest first; only one
+    application's when ``application_id`` is given. The data export holds the whole history."""
     customer = await viewed_customer(ctx, customer_id, Area.PRIVACY_AND_DATA)
-    return await consent_store.history(customer.id, application_id)
+    return await consent_store.history(customer.id, application_id, HISTORY_LIMIT)
 
 
 def _event_id(now_ms: int) -> str:
@@ -98,6 +103,7 @@ async def set_consent(ctx: Context, application_id: str, key: str, granted: bool
     if not key or len(key) > MAX_KEY or not is_text(key):
         problems.add("key", "INVALID", f"Give a consent key of at most {MAX_KEY} characters.")
     problems.raise_if_any()
+    await ratelimit.hit(ctx, "consent-set", customer_id, ctx.rules.consent_changes)
     customer = await viewed_customer(ctx, customer_id, Area.PRIVACY_AND_DATA)
     application = await _application(ctx, application_id, customer.store_id)
     item = next((i for i in application.consent_policy if i.key == key), None)
@@ -105,7 +111,7 @@ async def set_consent(ctx: Context, application_id: str, key: str, granted: bool
         raise NotFound("This application asks for no consent with this key.", field="key")
     if not granted and item.required:
         raise ConsentRequired(field="granted")
-    latest = (await consent_store.latest_by_key(customer_id, application.id)).get(key)
+    latest = (await consent_store.latest_by_key(customer_id, application.id, [key])).get(key)
     unchanged = latest is not None and latest.granted == granted and (not granted or latest.version == item.version)
     if unchanged:
         return _state(application.id, item, latest)

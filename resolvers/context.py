@@ -97,6 +97,7 @@ class Rules:
     reset_email: Limit
     reset_ip: Limit
     reset_token: Limit
+    consent_changes: Limit = Limit(60, 3600)  # consentSet answers per customer
     mfa_email_code: Limit = Limit(5, 900)  # emailed second-factor codes per account
     email_change: Limit = Limit(5, 3600)  # email-change requests per customer (answered RateLimited)
     email_change_address: Limit = Limit(3, 3600)  # verification mails per new address (silent)

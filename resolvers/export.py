@@ -8,7 +8,8 @@ page come from that one structure. Its shape is published as a JSON Schema (docs
 
 It holds the profile with every attribute (self-service visible or not), the login methods and
 linked identities, the MFA factors (type and dates, never a secret or code), the active sessions, the
-consents (current state and every event) and the customer's own audit events. Events an admin caused
+consents (current state of each, and the newest 5,000 events) and the newest 5,000 audit events about
+the customer. Events an admin caused
 keep the admin's kind but not their IP address or user agent.
 """
 
@@ -30,6 +31,7 @@ from stores.documents import AuditEventDocument, CustomerDocument, CustomerStatu
 
 EXPORT_PURPOSE = "data_export"
 LIFETIME_MINUTES = 5
+EXPORT_LIMIT = 5000  # the newest consent events and the newest audit events an export holds (each)
 PATH = "/me/export/"
 SCHEMA_ID = "identity-gateway/export/v1"
 
@@ -97,32 +99,31 @@ def _iso(value: datetime | int | None) -> str | None:
 
 
 def _event(event: AuditEventDocument, customer_id: str) -> dict[str, Any]:
-    by_admin = event.actor_kind == "admin"
+    theirs = audit.caused_by_customer_or_public(event.actor_kind)  # never staff's or a partner's address
     return {"id": event.id, "type": event.type, "at": _iso(event.at), "actorKind": event.actor_kind,
             "byThisCustomer": event.actor_id == customer_id, "applicationId": event.application_id,
-            "ipAddress": None if by_admin else event.ip_address, "userAgent": None if by_admin else event.user_agent}
+            "ipAddress": event.ip_address if theirs else None, "userAgent": event.user_agent if theirs else None}
 
 
 async def _consents(customer: CustomerDocument) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    events = await consent_store.history(customer.id)
+    """The current state of every consent the customer answered (from the latest event of each, however
+    long the history), and the newest ``EXPORT_LIMIT`` consent events."""
     current: list[dict[str, Any]] = []
-    for application_id in dict.fromkeys(event.application_id for event in events):
-        application = await config.get_application(application_id)
-        latest: dict[str, Any] = {}
-        for event in events:
-            if event.application_id == application_id:
-                latest.setdefault(event.key, event)
-        items = {item.key: item for item in application.consent_policy} if application else {}
-        for key, event in latest.items():
-            item = items.get(key)
-            current.append({
-                "applicationId": application_id, "applicationName": application.name if application else None,
-                "key": key, "title": item.title if item else None, "required": item.required if item else False,
-                "currentVersion": item.version if item else None, "granted": event.granted,
-                "grantedAt": _iso(event.at) if event.granted else None,
-                "version": event.version if event.granted else None,
-                "needsReacceptance": bool(event.granted and item and event.version < item.version),
-            })
+    applications: dict[str, Any] = {}
+    for event in await consent_store.latest_of_customer(customer.id):
+        if event.application_id not in applications:
+            applications[event.application_id] = await config.get_application(event.application_id)
+        application = applications[event.application_id]
+        item = next((i for i in application.consent_policy if i.key == event.key), None) if application else None
+        current.append({
+            "applicationId": event.application_id, "applicationName": application.name if application else None,
+            "key": event.key, "title": item.title if item else None, "required": item.required if item else False,
+            "currentVersion": item.version if item else None, "granted": event.granted,
+            "grantedAt": _iso(event.at) if event.granted else None,
+            "version": event.version if event.granted else None,
+            "needsReacceptance": bool(event.granted and item and event.version < item.version),
+        })
+    events = await consent_store.history(customer.id, limit=EXPORT_LIMIT)
     history = [{"applicationId": e.application_id, "key": e.key, "version": e.version, "granted": e.granted,
                 "at": _iso(e.at), "ipAddress": e.ip_address, "userAgent": e.user_agent} for e in events]
     return current, history
@@ -136,7 +137,8 @@ async def build(ctx: Context, customer: CustomerDocument) -> dict[str, Any]:
     factors = await mfa.list_for_customer(customer.id)
     active = await sessions.list_active_for_subject(customer.id, now, ctx.now_ms())
     consents, consent_history = await _consents(customer)
-    events = [AuditEventDocument.model_validate(raw) for raw in await erasure.audit_events_of(customer.id)]
+    events = [AuditEventDocument.model_validate(raw)
+              for raw in await erasure.audit_events_of(customer.id, EXPORT_LIMIT)]
     return {
         "$schema": SCHEMA_ID,
         "exportedAt": _iso(now),

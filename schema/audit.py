@@ -97,8 +97,12 @@ class SecurityEvent:
 
     @classmethod
     def from_doc(cls, doc: AuditEventDocument) -> SecurityEvent:
+        """The address and user agent only of what the customer or the public did: never staff's or a
+        partner's (an admin's office IP, a helpdesk console's user agent)."""
+        theirs = audit.caused_by_customer_or_public(doc.actor_kind)
         return cls(id=strawberry.ID(doc.id), action=doc.type, at=doc.at, result=AuditResult(doc.result),
-                   ip_address=doc.ip_address, user_agent=doc.user_agent, actor_kind=doc.actor_kind)
+                   ip_address=doc.ip_address if theirs else None, user_agent=doc.user_agent if theirs else None,
+                   actor_kind=doc.actor_kind)
 
 
 @strawberry.type

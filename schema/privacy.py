@@ -15,6 +15,7 @@ from schema.errors import (
     FeatureDisabledError,
     InvalidInputError,
     NotFoundError,
+    RateLimitedError,
 )
 from schema.permissions import IsCustomer, requires
 from stores.documents import ConsentEventDocument
@@ -104,7 +105,8 @@ class ConsentRecorded:
 
 
 ConsentSetResult = Annotated[
-    ConsentRecorded | NotFoundError | ConsentRequiredError | InvalidInputError | FeatureDisabledError,
+    ConsentRecorded | NotFoundError | ConsentRequiredError | InvalidInputError | FeatureDisabledError
+    | RateLimitedError,
     strawberry.union("ConsentSetResult"),
 ]
 

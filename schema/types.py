@@ -122,7 +122,8 @@ class Customer:
     consents = strawberry.field(resolver=privacy.customer_consents,
                                 description="Each consent item of an application and the customer's answer.")
     consent_history = strawberry.field(resolver=privacy.customer_consent_history,
-                                       description="Every consent event of the customer, newest first.")
+                                       description="The customer's newest consent events (at most 100), newest "
+                                                   "first; the data export holds them all.")
 
     # -- administration --------------------------------------------------------------------------
 

@@ -71,12 +71,12 @@ async def erase_traces(customer_id: str, addresses: list[str]) -> dict[str, int]
     return erased
 
 
-async def audit_events_of(customer_id: str) -> list[dict]:
-    """The audit events about or by the customer (those :func:`erase_traces` deletes), newest first: the
-    export's "security activity"."""
+async def audit_events_of(customer_id: str, limit: int) -> list[dict]:
+    """The newest ``limit`` audit events about or by the customer, newest first: the export's "security
+    activity"."""
     trace = next(t for t in TRACES if t.collection == AuditEventDocument.Settings.name)
     return await _database()[trace.collection].find(
-        {"$or": [{name: customer_id} for name in trace.fields]}).sort("at", -1).to_list()
+        {"$or": [{name: customer_id} for name in trace.fields]}).sort("at", -1).limit(limit).to_list()
 
 
 async def delete_customer(customer_id: str) -> bool:

@@ -7,8 +7,9 @@ import uuid
 
 from stores import config
 from stores.documents import ApplicationDocument, ConsentEventDocument, ConsentItem
+from tests.conftest import running_gateway
 from tests.flows import active_customer, admin_token, new_application
-from tests.support import assert_denied, assert_no_errors, unique_email
+from tests.support import GraphQLClient, assert_denied, assert_no_errors, unique_email
 
 CONSENTS = """
 query Consents($app: ID) { me { consents(applicationId: $app) { __typename
@@ -209,3 +210,21 @@ async def test_privacy_switched_off_answers_feature_disabled(gql, mailbox, runti
     assert consents["__typename"] == history["__typename"] == answered["__typename"] == "FeatureDisabledError"
     assert_denied(await gql(SET, {"input": {"applicationId": application_id, "key": "terms", "granted": True}}),
                   "UNAUTHENTICATED")
+
+
+async def test_consent_answers_are_limited_per_customer_and_the_refused_one_is_not_recorded(settings, clock, mailbox):
+    limited = settings.model_copy(update={"rate_limit_scale": 1.0, "consent_change_attempts": 3})
+    async with running_gateway(limited, clock) as (app, http):
+        runtime, gql = app.state.runtime, GraphQLClient(http)
+        # given a customer of an application with an optional newsletter consent
+        application_id, headers = await application_with(runtime, NEWSLETTER)
+        token = await active_customer(gql, mailbox, unique_email("flipper"), headers=headers)
+
+        # when they flip it four times in a row
+        answers = [(await answer(gql, token, application_id, "newsletter", i % 2 == 0, headers))["__typename"]
+                   for i in range(4)]
+        events = assert_no_errors(await gql(HISTORY, {"app": application_id}, token=token, headers=headers))
+
+        # then the fourth answer is limited, and the history holds the three that were recorded
+        assert answers == ["ConsentRecorded"] * 3 + ["RateLimitedError"]
+        assert [e["granted"] for e in events["me"]["consentHistory"]["events"]] == [True, False, True]

@@ -13,9 +13,19 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from resolvers.context import epoch_ms
-from stores import admins, config, customers, jobs, outbox, ratelimits, sessions, tokens
-from stores.documents import (AdminDocument, CustomerDocument, CustomerProfile, JobDocument, OneTimeTokenDocument,
-                              OutboxDocument, PolicyDocument, RateCounterDocument, SessionDocument)
+from stores import admins, config, consents, customers, jobs, outbox, ratelimits, sessions, tokens
+from stores.documents import (
+    AdminDocument,
+    ConsentEventDocument,
+    CustomerDocument,
+    CustomerProfile,
+    JobDocument,
+    OneTimeTokenDocument,
+    OutboxDocument,
+    PolicyDocument,
+    RateCounterDocument,
+    SessionDocument,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -510,3 +520,29 @@ async def test_or_of_lt_and_not_exists_matches_lower_and_missing_values_and_ne_k
     left = {raw["_id"] for raw in await SessionDocument.get_pymongo_collection().find({"subject_id": subject}).to_list()}
     assert left == {docs[2].id, docs[4].id}, (left, [d.id for d in docs])
     assert deleted == 3
+
+
+async def test_consent_latest_event_per_key_is_the_highest_id_however_many_events():
+    """``$sort`` by ``_id`` then ``$group`` with ``$first`` (by a field and by a compound key) gives the
+    latest event of each key: the consent state of an account with a long history."""
+    customer_id, app_a, app_b = uid(), uid(), uid()
+
+    async def event(ms: int, application_id: str, key: str, granted: bool) -> None:
+        await consents.append(ConsentEventDocument(
+            id=f"{ms:013x}{uid()[:19]}", customer_id=customer_id, application_id=application_id, key=key,
+            version=1, granted=granted, at=now()))
+
+    for ms in range(1_000, 1_030):  # 30 alternating answers; the last (ms 1029) withdraws
+        await event(ms, app_a, "marketing", ms % 2 == 0)
+    await event(2_000, app_a, "terms", True)
+    await event(500, app_b, "marketing", True)
+
+    latest = await consents.latest_by_key(customer_id, app_a, ["marketing", "terms", "never-answered"])
+    assert {key: e.granted for key, e in latest.items()} == {"marketing": False, "terms": True}
+    assert latest["marketing"].id.startswith(f"{1029:013x}")
+
+    everywhere = await consents.latest_of_customer(customer_id)
+    assert [(e.application_id, e.key, e.granted) for e in everywhere] == [
+        (app_a, "terms", True), (app_a, "marketing", False), (app_b, "marketing", True)]
+    assert [e.id[:13] for e in await consents.history(customer_id, limit=3)] == [
+        f"{2_000:013x}", f"{1_029:013x}", f"{1_028:013x}"]
