@@ -46,7 +46,7 @@ from resolvers.errors import (
     unauthenticated,
 )
 from resolvers.mail_views import customer_view
-from resolvers.security import new_id, new_link_token, token_hash
+from resolvers.security import keyed_hash, new_id, new_link_token, token_hash
 from resolvers.self_service import Area, is_on, own_account
 from stores import customers, mfa, mfa_challenges
 from stores.documents import (
@@ -106,14 +106,25 @@ def _digits(code: str, length: int) -> str | None:
     return cleaned if len(cleaned) == length and cleaned.isascii() and cleaned.isdigit() else None
 
 
-def _recovery_key(code: str) -> str | None:
-    """The SHA-256 of a recovery code in canonical form (upper case, no spaces or dashes), or None."""
+def _recovery_keys(ctx: Context, customer_id: str, code: str) -> list[str]:
+    """What a recovery code is stored as, from the code as typed (upper case, no spaces or dashes):
+    its HMAC-SHA-256 under the gateway's secret key, bound to the customer
+    (:func:`resolvers.security.keyed_hash`), then its plain SHA-256 as codes made before keyed storage
+    were kept. Empty when it cannot be a recovery code.
+
+    Keyed because a code has only 50 bits: a stolen database must not let them be guessed offline."""
     if not isinstance(code, str) or len(code) > MAX_CODE_INPUT:
-        return None
+        return []
     cleaned = "".join(code.split()).replace("-", "").upper()
     if len(cleaned) != RECOVERY_CODE_LENGTH or not cleaned.isascii() or not cleaned.isalnum():
-        return None
-    return token_hash(cleaned)
+        return []
+    return [_code_hash(ctx, customer_id, "recovery", cleaned), token_hash(cleaned)]
+
+
+def _code_hash(ctx: Context, customer_id: str, purpose: str, code: str) -> str:
+    """A short code as stored: HMAC-SHA-256 under the secret key, bound to the customer and its purpose,
+    so a stolen database does not give the codes away (6 digits fall to a plain hash at once)."""
+    return keyed_hash(ctx.rules.secret_key, f"mfa-{purpose}:{customer_id}:{code}")
 
 
 def _new_recovery_code() -> str:
@@ -283,7 +294,7 @@ async def regenerate_recovery_codes(ctx: Context) -> RecoveryCodes:
     factor = MfaFactorDocument(
         id=_fixed_id(customer_id, FactorType.RECOVERY_CODE), customer_id=customer_id,
         type=FactorType.RECOVERY_CODE, confirmed=True, created_at=ctx.now(),
-        recovery_code_hashes=[_recovery_key(code) for code in codes])
+        recovery_code_hashes=[_recovery_keys(ctx, customer_id, code)[0] for code in codes])
     notice = await _prepare_notice(ctx, customer_id, factor.id, FactorType.RECOVERY_CODE, "added")
     await mfa.replace(factor)
     ctx.jobs.start(notice)
@@ -399,7 +410,7 @@ async def _mail_code(ctx: Context, challenge: MfaChallengeDocument, customer: Cu
     await ratelimit.hit(ctx, "customer-mfa-email-code", customer.id, ctx.rules.mfa_email_code)
     code = f"{secrets.randbelow(10 ** EMAIL_CODE_DIGITS):0{EMAIL_CODE_DIGITS}d}"
     expires_at_ms = min(ctx.now_ms() + EMAIL_CODE_MINUTES * 60_000, epoch(challenge.expires_at))
-    if not await mfa_challenges.set_email_code(challenge.id, token_hash(code), expires_at_ms, ctx.now(),
+    if not await mfa_challenges.set_email_code(challenge.id, _code_hash(ctx, customer.id, "email", code), expires_at_ms, ctx.now(),
                                                EMAIL_CODES_PER_CHALLENGE):
         return None
     minutes = max(1, (expires_at_ms - ctx.now_ms()) // 60_000)
@@ -489,13 +500,15 @@ async def check_code(ctx: Context, customer_id: str, factor: FactorType, code: s
                 return True
         return False
     if factor == FactorType.RECOVERY_CODE:
-        key = _recovery_key(code)
-        return key is not None and await mfa.use_recovery_code(customer_id, key, now_ms)
+        for key in _recovery_keys(ctx, customer_id, code):
+            if await mfa.use_recovery_code(customer_id, key, now_ms):
+                return True
+        return False
     digits = _digits(code, EMAIL_CODE_DIGITS)
     if digits is None or challenge is None or not challenge.email_code_hash \
             or (challenge.email_code_expires_at_ms or 0) <= now_ms:
         return False
-    if not hmac.compare_digest(challenge.email_code_hash, token_hash(digits)):
+    if not hmac.compare_digest(challenge.email_code_hash, _code_hash(ctx, customer_id, "email", digits)):
         return False
     await mfa.mark_used(_fixed_id(customer_id, FactorType.EMAIL_OTP), now_ms)
     return True

@@ -77,7 +77,7 @@ async def accept_totp_step(factor_id: str, step: int, now_ms: int) -> bool:
 
 
 async def use_recovery_code(customer_id: str, code_hash: str, now_ms: int) -> bool:
-    """Remove one unused recovery code (by its SHA-256) in one conditional write: used once, ever."""
+    """Remove one unused recovery code (by its stored hash) in one conditional write: used once, ever."""
     result = await _col().update_one(
         {"customer_id": customer_id, "type": FactorType.RECOVERY_CODE, "recovery_code_hashes": code_hash},
         {"$pull": {"recovery_code_hashes": code_hash}, "$set": {"last_used_at_ms": now_ms}},

@@ -604,3 +604,41 @@ async def test_a_challenge_completes_only_in_the_application_that_made_it(gql, m
 
     # then no session is made under that application's policy
     assert elsewhere["__typename"] == "InvalidTokenError"
+
+
+async def test_short_codes_are_stored_under_the_secret_key_and_older_plain_hashes_still_work(gql, mailbox, clock):
+    import hashlib
+
+    from stores.documents import MfaChallengeDocument, MfaFactorDocument
+
+    # given a customer with recovery codes and emailed codes, who is at the emailed code step
+    email, token, _, _ = await totp_customer(gql, mailbox, clock, "keyed")
+    customer_id = assert_no_errors(await gql(ME_ID, token=token))["me"]["id"]
+    codes = assert_no_errors(await gql(RECOVERY_CODES, token=token))["mfaRecoveryCodesRegenerate"]["codes"]
+    assert_no_errors(await gql(EMAIL_ENROLL, token=token))
+    challenge = (await sign_in(gql, email))["challengeToken"]
+    assert_no_errors(await gql(CODE_SEND, {"token": challenge}))
+    emailed = mailed_code(await mailbox.wait_for(email, "sign-in code"))
+
+    # when someone with a copy of the database hashes every candidate code as a plain SHA-256
+    def sha256(value: str) -> str:
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    factors = await MfaFactorDocument.get_pymongo_collection().find({"customer_id": customer_id}).to_list()
+    stored_codes = [h for f in factors for h in f.get("recovery_code_hashes") or []]
+    stored_challenges = str(await MfaChallengeDocument.get_pymongo_collection().find(
+        {"customer_id": customer_id}).to_list())
+
+    # then no stored value matches: they are keyed hashes (the emailed code's too)
+    assert len(stored_codes) == 10
+    assert not {sha256(c.replace("-", "")) for c in codes} & set(stored_codes)
+    assert sha256(emailed) not in stored_challenges
+
+    # and a recovery code stored as a plain SHA-256 before keyed storage still signs in, once
+    legacy = "ABCDE23456"
+    await MfaFactorDocument.get_pymongo_collection().update_one(
+        {"customer_id": customer_id, "type": "RECOVERY_CODE"},
+        {"$set": {"recovery_code_hashes": stored_codes + [sha256(legacy)]}})
+    assert (await verify(gql, challenge, "RECOVERY_CODE", "abcde-23456"))["__typename"] == "SessionCreated"
+    again = (await sign_in(gql, email))["challengeToken"]
+    assert (await verify(gql, again, "RECOVERY_CODE", legacy))["__typename"] == "InvalidCredentialsError"
