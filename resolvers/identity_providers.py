@@ -63,10 +63,7 @@ class Preset:
     emails_endpoint: str | None = None
     issuer: str | None = None  # OAuth 2 providers: the issuer recorded with their identities
     authorize_params: tuple[tuple[str, str], ...] = ()  # added to the authorization request
-
-    @property
-    def openid(self) -> bool:
-        return self.discovery_url is not None
+    openid: bool = True  # OpenID Connect (an ID token); False: OAuth 2 and a user API
 
 
 PRESETS: dict[IdentityProviderType, Preset] = {
@@ -86,7 +83,7 @@ PRESETS: dict[IdentityProviderType, Preset] = {
         authorization_endpoint="https://github.com/login/oauth/authorize",
         token_endpoint="https://github.com/login/oauth/access_token",
         userinfo_endpoint="https://api.github.com/user", emails_endpoint="https://api.github.com/user/emails",
-        issuer="https://github.com"),
+        issuer="https://github.com", openid=False),
 }
 
 
@@ -221,7 +218,7 @@ def _validate(ctx: Context, problems: Problems, changes: dict[str, Any],
 def _endpoints(problems: Problems, kind: IdentityProviderType, preset: Preset, discovery_url: Any) -> dict[str, Any]:
     """Where the provider is: an OpenID Connect provider's discovery URL (given, else the preset's), an
     OAuth 2 provider's endpoints (the preset's; a discovery URL is refused)."""
-    if not preset.openid and kind != IdentityProviderType.OIDC:
+    if not preset.openid:
         if discovery_url is not None:
             problems.add("discoveryUrl", "NOT_ALLOWED", f"{preset.display_name} is not an OpenID Connect provider.")
         return {"discovery_url": None, "authorization_endpoint": preset.authorization_endpoint,
