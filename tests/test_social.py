@@ -821,3 +821,45 @@ def test_a_microsoft_id_token_must_come_from_its_own_tenant():
     assert rule({"tid": tenant}, f"https://login.microsoftonline.com/{tenant}/v2.0")
     assert not rule({"tid": tenant}, "https://login.microsoftonline.com/another-tenant/v2.0")
     assert not rule({}, "https://login.microsoftonline.com/{tenantid}/v2.0")
+
+
+async def test_deleting_the_account_frees_the_identity_and_leaves_no_flows_or_claims(app, gql, runtime,
+                                                                                      provider_server):
+    from stores.documents import LinkedIdentityClaimDocument, SocialFlowDocument
+
+    # given a customer who registered with the provider
+    social = await social_application(runtime, gql, provider_server)
+    sub = new_sub()
+    await social.user(sub, email=unique_email("social-erase"), email_verified=True)
+    async with browser(app) as client:
+        token = (await social.sign_in(client, sub))["token"]
+    customer_id = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+
+    # when they delete their account (passwordless: the recent sign-in is the proof)
+    deleted = assert_no_errors(await gql("mutation { accountDelete(input: {}) { __typename } }", token=token,
+                                         headers=social.headers))
+    assert deleted["accountDelete"]["__typename"] == "AccountDeleted"
+
+    # then no flow or claim names them
+    for document in (SocialFlowDocument, LinkedIdentityClaimDocument):
+        assert await document.get_pymongo_collection().count_documents({"customer_id": customer_id}) == 0
+
+    # and the same person can register again with the provider (the identity is free)
+    async with browser(app) as client:
+        again = await social.sign_in(client, sub)
+    assert assert_no_errors(await gql("{ me { id } }", token=again["token"]))["me"]["id"] != customer_id
+
+
+async def test_deleting_an_application_deletes_its_providers(gql, runtime, provider_server):
+    # given an application with a provider
+    social = await social_application(runtime, gql, provider_server)
+    admin = await admin_token(runtime, gql, "owner")
+
+    # when an admin deletes the application
+    deleted = assert_no_errors(await gql("mutation($id: ID!) { applicationDelete(id: $id) { __typename } }",
+                                         {"id": social.application_id}, token=admin))
+    assert deleted["applicationDelete"]["__typename"] == "ApplicationDeleted"
+
+    # then its providers (and their encrypted secrets) are gone too
+    assert await IdentityProviderDocument.get_pymongo_collection().count_documents(
+        {"application_id": social.application_id}) == 0
