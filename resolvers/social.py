@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,6 +82,7 @@ SECRETS_KEY_INFO = b"identity-gateway social flow secrets v1"
 MAX_PARAMETER = 512  # state, start token, grant, binding cookie: ours are 43 characters
 MAX_CODE = 2048
 MAX_PROVIDER_NAME = 32
+ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
 class Refusal(StrEnum):
@@ -305,8 +307,9 @@ async def finish(ctx: Context, client: IdentityProviderClient, provider_name: st
     if provider is None or sealed is None:
         return await _refused(ctx, Refusal.PROVIDER_UNAVAILABLE, flow, to_application=True)
     if error is not None or not code:
-        return await _refused(ctx, Refusal.ACCESS_DENIED, flow, to_application=True,
-                              detail=(error or "no_code")[:64] if is_text(error or "") else "error")
+        # the provider's error code (RFC 6749 4.1.2.1: ASCII) as the audit detail, when it looks like one
+        detail = error if error is not None and ERROR_CODE.fullmatch(error) else "no_code" if error is None else "other"
+        return await _refused(ctx, Refusal.ACCESS_DENIED, flow, to_application=True, detail=detail)
     if len(code) > MAX_CODE or not is_text(code):
         return await _refused(ctx, Refusal.CODE_REJECTED, flow, to_application=True, detail="malformed")
     try:
@@ -345,10 +348,10 @@ def _verified_email(identity: ProviderIdentity) -> str | None:
 
 async def _decide(ctx: Context, flow: SocialFlowDocument, provider: IdentityProviderDocument,
                   identity: ProviderIdentity) -> Landing:
-    store_id = ctx.application.identity_store_id
-    holder = await account.identity_holder(store_id, identity.issuer, identity.subject)
     if flow.purpose == SocialFlowPurpose.LINK:
         return await _link(ctx, flow, provider, identity)
+    store_id = ctx.application.identity_store_id
+    holder = await account.identity_holder(store_id, identity.issuer, identity.subject)
     if holder is not None:
         if holder.status != CustomerStatus.ACTIVE:
             return await _refused(ctx, Refusal.SIGN_IN_FAILED, flow.model_copy(update={"customer_id": holder.id}),

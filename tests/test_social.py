@@ -445,8 +445,11 @@ async def test_a_callback_in_another_browser_is_refused(app, gql, runtime, provi
     async with browser(app) as attacker:
         callback = await social.at_provider(await social.to_provider(attacker, started["authorizationUrl"]), sub)
 
-        # when the victim's browser is made to open it (login CSRF)
+        # when the victim's browser (which holds a binding cookie of its own from an earlier flow) is made to
+        # open it (login CSRF)
         async with browser(app) as victim:
+            await social.to_provider(victim, (await social.start())["authorizationUrl"])
+            assert victim.cookies.get("gw_oauth")
             refused = await social.back(victim, callback)
 
         # then the state does not match this browser: the gateway's page, no grant, nothing used up
