@@ -16,7 +16,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
-from gateway import exports, observability, pages
+from gateway import exports, oauth, observability, pages
 from gateway.client_ip import TrustedProxies, client_ip
 from gateway.config import Settings
 from gateway.http_guard import HttpGuard, graphql_refusal
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             *pages.routes(runtime, meta=lambda request: request_meta(request, trusted)),
             *exports.routes(runtime, meta=lambda request: request_meta(request, trusted)),
+            *oauth.routes(runtime, meta=lambda request: request_meta(request, trusted)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics_endpoint(

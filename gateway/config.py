@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     template_max_output_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
     template_render_threads: int = Field(default=1, ge=1, le=4)
 
+    # Social sign-in (docs/sign-in-methods.md): each request to an identity provider (discovery, JWKS, token,
+    # user API) times out after this, and its response may be at most this large; discovery documents and
+    # JWKS are kept this long.
+    oidc_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    oidc_max_response_bytes: int = Field(default=256 * 1024, ge=4096, le=4 * 1024 * 1024)
+    oidc_metadata_cache_seconds: int = Field(default=3600, ge=0, le=86_400)
+
     # Proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDR ranges); empty: use the peer address.
     trusted_proxies: str = ""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from resolvers import audit, links
@@ -35,7 +36,7 @@ from resolvers.customers import get as get_in_store
 from resolvers.errors import InvalidCredentials, InvalidToken, LastLoginMethod, NotFound, Problems, unauthenticated
 from resolvers.links import LinkState
 from resolvers.mail_views import customer_view
-from resolvers.security import is_text
+from resolvers.security import is_text, new_id
 from resolvers.self_service import Area, own_account
 from resolvers.sessions import MAX_PASSWORD_INPUT, check_own_password, require_recent_authentication
 from stores import customers, erasure, mfa, sessions
@@ -132,11 +133,76 @@ async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods
         # the ways in changed meanwhile (another unlink, a new link): count them again
     else:
         raise RuntimeError("linked identity removal kept racing with other changes")
+    if identity.issuer is not None:
+        await login_method_store.release(
+            login_method_store.claim_id(customer.store_id, identity.issuer, identity.subject), customer_id)
     await audit.record(ctx, "customer.linked_identity_removed", subject_id=customer_id, provider=identity.provider)
     customer = await customers.get(customer_id)
     if customer is None:
         raise unauthenticated()
     return await _methods_of(customer)
+
+
+# -- linking (social sign-in, resolvers/social.py) ----------------------------------------------------
+
+class LinkOutcome(StrEnum):
+    LINKED = "linked"
+    ALREADY_LINKED = "already_linked"  # this customer holds it already: nothing changed
+    IN_USE = "in_use"  # another customer of the identity store holds this provider identity
+
+
+def holds(customer: CustomerDocument, issuer: str, subject: str) -> bool:
+    return any(i.issuer == issuer and i.subject == subject for i in customer.linked_identities)
+
+
+async def identity_holder(store_id: str, issuer: str, subject: str) -> CustomerDocument | None:
+    """The customer of the identity store who holds this provider identity, or None. A claim whose
+    customer is gone or no longer has the identity (a crash between the two writes) counts as none."""
+    found = await login_method_store.get_claim(login_method_store.claim_id(store_id, issuer, subject))
+    if found is None:
+        return None
+    customer = await customers.get(found.customer_id)
+    return customer if customer is not None and holds(customer, issuer, subject) else None
+
+
+async def claim_identity(ctx: Context, store_id: str, issuer: str, subject: str, customer_id: str) -> bool:
+    """Make ``customer_id`` the one customer of the store holding this provider identity, before it is
+    written to their account (the claim's unique ``_id`` decides between concurrent linkings). False when
+    another customer holds it; a stale claim (see :func:`identity_holder`) is taken over."""
+    key = login_method_store.claim_id(store_id, issuer, subject)
+    for _ in range(UNLINK_ATTEMPTS):
+        holder_id = await login_method_store.claim(key, customer_id, store_id, ctx.now())
+        if holder_id is None:
+            return True
+        holder = await customers.get(holder_id)
+        if holder is not None and holds(holder, issuer, subject):
+            return False
+        if await login_method_store.take_over(key, holder_id, customer_id):
+            return True
+    return False
+
+
+async def release_identity(store_id: str, issuer: str, subject: str, customer_id: str) -> None:
+    """Give up the customer's claim on a provider identity (it did not reach their account after all)."""
+    await login_method_store.release(login_method_store.claim_id(store_id, issuer, subject), customer_id)
+
+
+async def add_linked_identity(ctx: Context, customer: CustomerDocument, *, provider: str, issuer: str,
+                              subject: str, email: str | None) -> LinkOutcome:
+    """Link a provider identity (``issuer`` and ``subject``, as the provider proved them) to the customer:
+    one more way in. IN_USE when another customer of the store holds it (never moved silently);
+    ALREADY_LINKED when this customer does. The caller decides that the customer may link (signed in,
+    recently authenticated) and records the audit event."""
+    if holds(customer, issuer, subject):
+        return LinkOutcome.ALREADY_LINKED
+    if not await claim_identity(ctx, customer.store_id, issuer, subject, customer.id):
+        return LinkOutcome.IN_USE
+    identity = LinkedIdentity(id=new_id(), provider=provider, subject=subject, email=email,
+                              linked_at_ms=ctx.now_ms(), issuer=issuer)
+    if not await login_method_store.add_linked_identity(customer.id, identity):
+        await login_method_store.release(login_method_store.claim_id(customer.store_id, issuer, subject), customer.id)
+        raise unauthenticated()  # the account is gone
+    return LinkOutcome.LINKED
 
 
 # -- deletion ----------------------------------------------------------------------------------------

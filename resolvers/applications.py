@@ -23,7 +23,7 @@ from resolvers.errors import Conflict, NotFound, Problems
 from resolvers.identifiers import validate_email
 from resolvers.security import is_text
 from resolvers.urls import MAX_URL, is_https_url, target, within
-from stores import config, templates
+from stores import config, identity_providers, templates
 from stores.documents import ApplicationDocument, Branding, ConsentItem
 
 CLIENT_ID_PREFIX = "app_"
@@ -226,7 +226,7 @@ async def update(ctx: Context, application_id: str, changes: dict[str, Any],
 
 
 async def delete(ctx: Context, application_id: str) -> None:
-    """Delete an application and its email template overrides. Its identity store and customers stay
+    """Delete an application, its email template overrides and identity providers. Its identity store and customers stay
     (the store is not the application). NotFound for an unknown id; InvalidInput (``id`` NOT_ALLOWED)
     for the default application, which serves every request without ``X-Application-Id``."""
     application = await _existing(ctx, application_id)
@@ -237,6 +237,7 @@ async def delete(ctx: Context, application_id: str) -> None:
     if not await config.delete_application(application.id):
         raise _not_found()
     await templates.delete_for_application(application.id)
+    await identity_providers.delete_for_application(application.id)
     _changed(ctx)
     await audit.record(ctx, "application.deleted", subject_id=application.id, client_id=application.client_id)
 

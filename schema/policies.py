@@ -38,6 +38,9 @@ class MfaMode(Enum):
 class RegistrationPolicy:
     enabled: bool
     activation_link_lifetime_minutes: int
+    social_enabled: bool = strawberry.field(
+        description="New customers may register by signing in with one of the application's identity providers "
+                    "(only with an email the provider verified). Independent of `enabled` (password registration).")
 
 
 @strawberry.type
@@ -141,6 +144,7 @@ class SelfServicePolicy:
 class RegistrationPolicyInput:
     enabled: bool | None = strawberry.UNSET
     activation_link_lifetime_minutes: int | None = strawberry.UNSET
+    social_enabled: bool | None = strawberry.UNSET
 
 
 @strawberry.input

@@ -28,6 +28,7 @@ from schema.profile import ProfileMutations, ProfileQueries
 from schema.recovery import RecoveryMutations
 from schema.security import SecurityMutations
 from schema.sessions import SessionMutations, SessionQueries
+from schema.social import SocialMutations, SocialQueries
 from schema.templates import TemplateMutations, TemplateQueries
 from schema.validation import (
     MAX_VALIDATION_ERRORS,
@@ -60,6 +61,7 @@ class Query(
     AdminsQueries,
     ApiKeyQueries,
     AuditQueries,
+    SocialQueries,
 ):
     pass
 
@@ -79,6 +81,7 @@ class Mutation(
     ApiKeyMutations,
     AccountSettingsMutations,
     PrivacyMutations,
+    SocialMutations,
 ):
     pass
 

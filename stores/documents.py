@@ -55,6 +55,9 @@ class FactorType(StrEnum):
 class RegistrationPolicy(BaseModel):
     enabled: bool = True
     activation_link_lifetime_minutes: int = 24 * 60
+    # New customers may register by signing in with one of the application's identity providers (only with
+    # an email the provider verified; resolvers/social.py). Independent of ``enabled`` (password registration).
+    social_enabled: bool = False
 
 
 class PasswordResetPolicy(BaseModel):
@@ -211,13 +214,18 @@ class Address(BaseModel):
 
 
 class LinkedIdentity(BaseModel):
-    """A social login linked to the account: the provider's subject identifier, and the email it gave."""
+    """A social login linked to the account: the provider's subject identifier, and the email it gave.
+
+    ``issuer`` and ``subject`` together name the person at the provider (OpenID Connect Core 5.7: ``sub`` is
+    unique only within its issuer); ``provider`` is the name of the application's provider it came through.
+    """
 
     id: str
     provider: str
     subject: str
     email: str | None = None
     linked_at_ms: int
+    issuer: str | None = None  # None: linked before issuers were recorded (never matched at sign-in)
 
 
 class CustomerDocument(Document):
@@ -682,6 +690,104 @@ class MfaChallengeDocument(Document):
         ]
 
 
+class IdentityProviderType(StrEnum):
+    OIDC = "OIDC"  # any OpenID Connect provider, by its discovery URL
+    GOOGLE = "GOOGLE"
+    MICROSOFT = "MICROSOFT"  # Microsoft identity platform, "common" endpoint (work, school and personal accounts)
+    APPLE = "APPLE"
+    GITHUB = "GITHUB"  # OAuth 2 only: the identity comes from its user API
+
+
+class IdentityProviderDocument(Document):
+    """A social sign-in provider of one application (resolvers/identity_providers.py).
+
+    ``name`` is unique per application and is the path segment of its callback
+    (``/oauth/callback/<name>``). ``client_secret`` is Fernet-encrypted (never returned by the API).
+    OpenID Connect providers have a ``discovery_url``; OAuth 2 ones (GitHub) their endpoints.
+    """
+
+    id: str = Field(alias="_id")
+    application_id: str
+    name: str
+    display_name: str
+    type: IdentityProviderType
+    discovery_url: str | None = None
+    authorization_endpoint: str | None = None  # OAuth 2 providers (GitHub)
+    token_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    emails_endpoint: str | None = None  # GitHub: the account's addresses, with their verification
+    client_id: str
+    client_secret: str | None = None  # encrypted
+    scopes: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    version: int = 1
+    created_at: datetime
+    updated_at_ms: int | None = None
+
+    class Settings:
+        name = "identity_providers"
+        indexes = [IndexModel([("application_id", 1), ("name", 1)], unique=True, name="application_name_unique")]
+
+
+class SocialFlowPurpose(StrEnum):
+    SIGN_IN = "sign_in"  # socialSignInStart: sign in, or register
+    LINK = "link"  # linkedIdentityAdd: link to the signed-in customer
+
+
+class SocialFlowDocument(Document):
+    """One social sign-in or linking, from its start to the grant the frontend exchanges for a session.
+
+    Written by the start (``_id``, the hashes of the start token and of ``state``, ``nonce`` and the PKCE
+    verifier encrypted in ``secrets``), bound to one browser by ``binding_hash`` when it opens the start
+    URL, used up by the callback (``called_back_at_ms``, one conditional write), and, for a sign-in, then
+    holding a grant (``grant_hash``) that ``socialSignInComplete`` uses up once. Every stage checks
+    ``expires_at`` (the flow) or ``grant_expires_at_ms`` (the grant) itself.
+    """
+
+    id: str = Field(alias="_id")
+    purpose: SocialFlowPurpose
+    provider_id: str
+    provider_name: str
+    application_id: str
+    redirect_url: str
+    customer_id: str | None = None  # LINK: the signed-in customer; SIGN_IN: the customer, once known
+    start_token_hash: str
+    state_hash: str
+    secrets: str  # Fernet: {"nonce", "code_verifier"}
+    binding_hash: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    started_at_ms: int | None = None
+    called_back_at_ms: int | None = None
+    grant_hash: str | None = None
+    grant_expires_at_ms: int | None = None
+    grant_used_at_ms: int | None = None
+
+    class Settings:
+        name = "social_flows"
+        indexes = [IndexModel([("start_token_hash", 1)], name="start_token"),
+                   IndexModel([("state_hash", 1)], name="state"),
+                   IndexModel([("grant_hash", 1)], name="grant"),
+                   IndexModel([("customer_id", 1)], name="customer"),
+                   IndexModel([("expires_at", 1)], expireAfterSeconds=3600, name="expires_ttl")]
+
+
+class LinkedIdentityClaimDocument(Document):
+    """Which customer of an identity store holds a provider identity: at most one (``_id`` is the SHA-256 of
+    store, issuer and subject, so the unique ``_id`` decides; nx-27017 does not enforce unique indexes on
+    array fields). Written before the identity is added to the customer and deleted after it is removed;
+    one left behind by a crash in between is recognised (the customer lacks the identity) and replaced."""
+
+    id: str = Field(alias="_id")
+    customer_id: str
+    store_id: str
+    created_at: datetime
+
+    class Settings:
+        name = "linked_identity_claims"
+        indexes = [IndexModel([("customer_id", 1)], name="customer")]
+
+
 ALL_DOCUMENTS = [
     IdentityStoreDocument,
     PolicyDocument,
@@ -701,4 +807,7 @@ ALL_DOCUMENTS = [
     MfaChallengeDocument,
     OwnerGuardDocument,
     ApiKeyDocument,
+    IdentityProviderDocument,
+    SocialFlowDocument,
+    LinkedIdentityClaimDocument,
 ]

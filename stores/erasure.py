@@ -22,10 +22,12 @@ from stores.documents import (
     CustomerDocument,
     CustomerStatus,
     JobDocument,
+    LinkedIdentityClaimDocument,
     MfaFactorDocument,
     OneTimeTokenDocument,
     OutboxDocument,
     SessionDocument,
+    SocialFlowDocument,
 )
 
 MFA_CHALLENGES = "mfa_challenges"  # sign-in challenges (stores/mfa_challenges.py): by name, they may not be bound yet
@@ -43,6 +45,8 @@ TRACES = (
     Trace(MfaFactorDocument.Settings.name, ("customer_id",)),  # TOTP secrets, recovery codes, email factor
     Trace(MFA_CHALLENGES, ("customer_id",)),
     Trace(ConsentEventDocument.Settings.name, ("customer_id",)),
+    Trace(SocialFlowDocument.Settings.name, ("customer_id",)),  # social sign-ins and linkings (grants)
+    Trace(LinkedIdentityClaimDocument.Settings.name, ("customer_id",)),  # which provider identities are theirs
     Trace(AuditEventDocument.Settings.name, ("subject_id", "actor_id")),  # the deletion event is written after
 )
 

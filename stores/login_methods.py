@@ -1,8 +1,15 @@
-"""Linked (social) identities, kept on the customer document (``CustomerDocument.linked_identities``)."""
+"""Linked (social) identities, kept on the customer document (``CustomerDocument.linked_identities``), and
+the claims that keep one provider identity with at most one customer of a store
+(``LinkedIdentityClaimDocument``)."""
 
 from __future__ import annotations
 
-from stores.documents import CustomerDocument, LinkedIdentity
+import hashlib
+from datetime import datetime
+
+from pymongo.errors import DuplicateKeyError
+
+from stores.documents import CustomerDocument, LinkedIdentity, LinkedIdentityClaimDocument
 
 
 def _col():
@@ -48,3 +55,47 @@ async def remove_linked_identity(customer_id: str, identity_id: str, *, expected
         {"$pull": {"linked_identities": {"id": identity_id}}, "$set": {"updated_at_ms": now_ms}},
     )
     return result.modified_count == 1
+
+
+# -- claims: one customer per provider identity and store ---------------------------------------------
+
+def _claims():
+    return LinkedIdentityClaimDocument.get_pymongo_collection()
+
+
+def claim_id(store_id: str, issuer: str, subject: str) -> str:
+    """The claim's ``_id``: SHA-256 of store, issuer and subject (NUL-separated, so no two triples collide)."""
+    return hashlib.sha256("\0".join((store_id, issuer, subject)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def get_claim(identity_claim_id: str) -> LinkedIdentityClaimDocument | None:
+    raw = await _claims().find_one({"_id": identity_claim_id})
+    return LinkedIdentityClaimDocument.model_validate(raw) if raw else None
+
+
+async def claim(identity_claim_id: str, customer_id: str, store_id: str, now: datetime) -> str | None:
+    """Claim a provider identity for ``customer_id``. Returns None when the claim is theirs now (new, or
+    already theirs), else the id of the customer who holds it (the caller checks whether that claim is
+    stale and, if so, calls :func:`take_over`)."""
+    try:
+        await _claims().insert_one(LinkedIdentityClaimDocument(
+            id=identity_claim_id, customer_id=customer_id, store_id=store_id, created_at=now).model_dump(by_alias=True))
+        return None
+    except DuplicateKeyError:
+        held = await get_claim(identity_claim_id)
+        if held is None:  # released meanwhile: try once more
+            return await claim(identity_claim_id, customer_id, store_id, now)
+        return None if held.customer_id == customer_id else held.customer_id
+
+
+async def take_over(identity_claim_id: str, stale_customer_id: str, customer_id: str) -> bool:
+    """Replace a stale claim (its customer no longer has the identity, or is gone), only if it still
+    names ``stale_customer_id``. False when it changed meanwhile."""
+    result = await _claims().update_one({"_id": identity_claim_id, "customer_id": stale_customer_id},
+                                        {"$set": {"customer_id": customer_id}})
+    return result.matched_count == 1
+
+
+async def release(identity_claim_id: str, customer_id: str) -> None:
+    """Drop the customer's claim (after the identity left their account); someone else's stays."""
+    await _claims().delete_one({"_id": identity_claim_id, "customer_id": customer_id})

@@ -28,6 +28,8 @@ PUBLIC = frozenset({
     "adminPasswordResetRequest", "adminPasswordReset",
     # the token in hand is the credential: the emailed link, or the sign-in's second-factor challenge
     "emailChangeConfirm", "sessionMfaVerify", "sessionMfaCodeSend",
+    # social sign-in: the application's providers, a flow's start, and the grant the redirect carried
+    "socialSignInProviders", "socialSignInStart", "socialSignInComplete",
 })
 # Admin fields about the signed-in admin itself: any admin, no permission.
 ADMIN_SELF = frozenset({"adminMe"})
