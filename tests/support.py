@@ -102,13 +102,18 @@ def unique_ip() -> str:
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient, ip: str | None = None) -> None:
+    def __init__(self, http: httpx.AsyncClient, ip: str | None = None, headers: dict | None = None) -> None:
         self.http = http
         self.ip = ip or unique_ip()
+        self.headers = dict(headers or {})  # sent with every request (e.g. the application's X-Application-Id)
+
+    def for_application(self, headers: dict) -> GraphQLClient:
+        """The same client (same address) sending these headers too: a frontend of one application."""
+        return GraphQLClient(self.http, self.ip, {**self.headers, **headers})
 
     async def post(self, query: str, variables: dict | None = None, *, token: str | None = None,
                    headers: dict | None = None) -> httpx.Response:
-        sent = {"x-forwarded-for": self.ip, **(headers or {})}
+        sent = {"x-forwarded-for": self.ip, **self.headers, **(headers or {})}
         if token:
             sent["authorization"] = f"Bearer {token}"
         return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=sent)

@@ -105,12 +105,12 @@ class Social:
     """An application with the mock as its provider ``acme``, and the steps of a flow."""
 
     def __init__(self, gql: GraphQLClient, client_id: str, application_id: str, provider_url: str) -> None:
-        self.gql = gql
         self.client_id = client_id
         self.application_id = application_id
         self.provider_url = provider_url
         self.redirect = "https://shop.example.com/after-sign-in"
         self.headers = {"x-application-id": client_id}
+        self.gql = gql.for_application(self.headers)  # the application's frontend
 
     async def user(self, sub: str, **claims) -> None:
         """What the provider will say about ``sub`` (its claims)."""
@@ -216,7 +216,7 @@ async def test_a_new_person_registers_with_the_provider_and_signs_in_again_as_th
 
     # then they have a session of a new, active, passwordless customer with the provider's verified email
     assert first["__typename"] == "SessionCreated", first
-    me = assert_no_errors(await gql(ME, token=first["token"]))["me"]
+    me = assert_no_errors(await social.gql(ME, token=first["token"]))["me"]
     assert (me["email"], me["emailVerified"], me["givenName"], me["familyName"]) == (email, True, "Kate", "Doe")
     assert me["loginMethods"]["password"] is False
     assert [(i["provider"], i["subject"]) for i in me["loginMethods"]["linkedIdentities"]] == [("acme", sub)]
@@ -224,7 +224,7 @@ async def test_a_new_person_registers_with_the_provider_and_signs_in_again_as_th
     # and signing in again (another browser) gives a session of the same customer
     async with browser(app) as client:
         again = await social.sign_in(client, sub)
-    assert assert_no_errors(await gql("{ me { id } }", token=again["token"]))["me"]["id"] == me["id"]
+    assert assert_no_errors(await social.gql("{ me { id } }", token=again["token"]))["me"]["id"] == me["id"]
     assert await events("customer.social_login_succeeded", provider="acme")
 
 
@@ -254,7 +254,7 @@ async def test_a_verified_email_that_has_an_account_is_never_linked_silently(app
 
     # then they are sent back with account_exists: no grant, no link, no second account
     assert landed == {"error": "account_exists"}
-    me = assert_no_errors(await gql(ME, token=token))["me"]
+    me = assert_no_errors(await social.gql(ME, token=token))["me"]
     assert me["loginMethods"]["linkedIdentities"] == []
     assert await CustomerDocument.get_pymongo_collection().count_documents({"email": email}) == 1
     assert await events("customer.social_login_failed", reason="account_exists")
@@ -287,7 +287,7 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
     # given a customer with a password, signed in just now, and a provider identity with another email
     social = await social_application(runtime, gql, provider_server)
     token = await active_customer(gql, mailbox, unique_email("social-link"), headers=social.headers)
-    customer_id = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    customer_id = assert_no_errors(await social.gql("{ me { id } }", token=token))["me"]["id"]
     sub = new_sub()
     await social.user(sub, email=unique_email("social-other-address"), email_verified=True)
 
@@ -297,7 +297,7 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
 
     # then they come back with linked=acme, and the identity is one of their login methods
     assert landed == {"linked": "acme"}
-    methods = assert_no_errors(await gql(ME, token=token))["me"]["loginMethods"]
+    methods = assert_no_errors(await social.gql(ME, token=token))["me"]["loginMethods"]
     assert [(i["provider"], i["subject"]) for i in methods["linkedIdentities"]] == [("acme", sub)]
     assert await events("customer.identity_linked", provider="acme")
 
@@ -306,16 +306,16 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
         signed_in = await social.sign_in(client, sub)
 
     # then it is their account
-    assert assert_no_errors(await gql("{ me { id } }", token=signed_in["token"]))["me"]["id"] == customer_id
+    assert assert_no_errors(await social.gql("{ me { id } }", token=signed_in["token"]))["me"]["id"] == customer_id
 
     # when they unlink it (the password stays a way in)
-    removed = assert_no_errors(await gql(REMOVE, {"id": methods["linkedIdentities"][0]["id"]}, token=token))
+    removed = assert_no_errors(await social.gql(REMOVE, {"id": methods["linkedIdentities"][0]["id"]}, token=token))
     assert removed["linkedIdentityRemove"]["loginMethods"]["linkedIdentities"] == []
 
     # then the provider no longer signs anyone in to it: a new identity with no account (its own email)
     async with browser(app) as client:
         after = await social.sign_in(client, sub)
-    assert assert_no_errors(await gql("{ me { id } }", token=after["token"]))["me"]["id"] != customer_id
+    assert assert_no_errors(await social.gql("{ me { id } }", token=after["token"]))["me"]["id"] != customer_id
 
 
 async def test_linking_needs_a_recent_authentication(gql, mailbox, runtime, clock, provider_server):
@@ -347,15 +347,15 @@ async def test_an_identity_another_customer_holds_is_not_linked(app, gql, mailbo
 
     # then it is refused and stays with the first
     assert landed == {"error": "identity_in_use"}
-    assert assert_no_errors(await gql(ME, token=second))["me"]["loginMethods"]["linkedIdentities"] == []
-    assert len(assert_no_errors(await gql(ME, token=first))["me"]["loginMethods"]["linkedIdentities"]) == 1
+    assert assert_no_errors(await social.gql(ME, token=second))["me"]["loginMethods"]["linkedIdentities"] == []
+    assert len(assert_no_errors(await social.gql(ME, token=first))["me"]["loginMethods"]["linkedIdentities"]) == 1
 
 
 async def test_a_disabled_customer_gets_nothing(app, gql, mailbox, runtime, provider_server):
     # given a customer with a linked provider identity, disabled by an admin
     social = await social_application(runtime, gql, provider_server)
     token = await active_customer(gql, mailbox, unique_email("social-disabled"), headers=social.headers)
-    customer_id = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    customer_id = assert_no_errors(await social.gql("{ me { id } }", token=token))["me"]["id"]
     sub = new_sub()
     await social.user(sub, email=unique_email("social-disabled-provider"), email_verified=True)
     async with browser(app) as client:
@@ -375,7 +375,7 @@ async def test_a_customer_with_a_second_factor_is_asked_for_it(app, gql, mailbox
     # given a customer with an authenticator app and a linked provider identity
     social = await social_application(runtime, gql, provider_server)
     token = await active_customer(gql, mailbox, unique_email("social-mfa"), headers=social.headers)
-    customer_id = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    customer_id = assert_no_errors(await social.gql("{ me { id } }", token=token))["me"]["id"]
     sub = new_sub()
     await social.user(sub, email=unique_email("social-mfa-provider"), email_verified=True)
     async with browser(app) as client:
@@ -836,10 +836,10 @@ async def test_deleting_the_account_frees_the_identity_and_leaves_no_flows_or_cl
     await social.user(sub, email=unique_email("social-erase"), email_verified=True)
     async with browser(app) as client:
         token = (await social.sign_in(client, sub))["token"]
-    customer_id = assert_no_errors(await gql("{ me { id } }", token=token))["me"]["id"]
+    customer_id = assert_no_errors(await social.gql("{ me { id } }", token=token))["me"]["id"]
 
     # when they delete their account (passwordless: the recent sign-in is the proof)
-    deleted = assert_no_errors(await gql("mutation { accountDelete(input: {}) { __typename } }", token=token,
+    deleted = assert_no_errors(await social.gql("mutation { accountDelete(input: {}) { __typename } }", token=token,
                                          headers=social.headers))
     assert deleted["accountDelete"]["__typename"] == "AccountDeleted"
 
@@ -850,7 +850,7 @@ async def test_deleting_the_account_frees_the_identity_and_leaves_no_flows_or_cl
     # and the same person can register again with the provider (the identity is free)
     async with browser(app) as client:
         again = await social.sign_in(client, sub)
-    assert assert_no_errors(await gql("{ me { id } }", token=again["token"]))["me"]["id"] != customer_id
+    assert assert_no_errors(await social.gql("{ me { id } }", token=again["token"]))["me"]["id"] != customer_id
 
 
 async def test_deleting_an_application_deletes_its_providers(gql, runtime, provider_server):

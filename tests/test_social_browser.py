@@ -83,8 +83,9 @@ class Shop:
     provider ``acme``; its frontend's calls go over HTTP."""
 
     def __init__(self, gql: GraphQLClient, base: str, client_id: str, provider_url: str) -> None:
-        self.gql, self.base, self.provider_url = gql, base, provider_url
+        self.base, self.provider_url = base, provider_url
         self.headers = {"x-application-id": client_id}
+        self.gql = gql.for_application(self.headers)  # the shop's frontend
         self.landing = f"{base}/healthz"
 
     async def user(self, sub: str, **claims) -> None:
@@ -136,7 +137,7 @@ async def test_sign_in_link_and_unlink_in_a_browser(live_gateway, browser, mailb
         # then the shop receives a grant, which its frontend exchanges for a session of a new account
         signed_in = assert_no_errors(await gql(COMPLETE, {"grant": landed["grant"]}, headers=site.headers))
         token = signed_in["socialSignInComplete"]["token"]
-        assert assert_no_errors(await gql(ME, token=token))["me"]["email"] == newcomer_email
+        assert assert_no_errors(await site.gql(ME, token=token))["me"]["email"] == newcomer_email
 
         # given a customer with a password, signed in, and a provider identity with their own email
         email = unique_email("browser-social-link")
@@ -156,12 +157,12 @@ async def test_sign_in_link_and_unlink_in_a_browser(live_gateway, browser, mailb
                                                  headers=site.headers))["socialSignInStart"]
             grant = (await site.through_the_provider(page, started["authorizationUrl"], sub))["grant"]
             mine = assert_no_errors(await gql(COMPLETE, {"grant": grant}, headers=site.headers))
-            me = assert_no_errors(await gql(ME, token=customer))["me"]
-            assert assert_no_errors(await gql(ME, token=mine["socialSignInComplete"]["token"]))["me"]["id"] == me["id"]
+            me = assert_no_errors(await site.gql(ME, token=customer))["me"]
+            assert assert_no_errors(await site.gql(ME, token=mine["socialSignInComplete"]["token"]))["me"]["id"] == me["id"]
 
             # when they unlink it
             identity = me["loginMethods"]["linkedIdentities"][0]["id"]
-            assert assert_no_errors(await gql(REMOVE, {"id": identity}, token=customer))[
+            assert assert_no_errors(await site.gql(REMOVE, {"id": identity}, token=customer))[
                 "linkedIdentityRemove"]["__typename"] == "LinkedIdentityRemoved"
 
             # then the provider no longer signs in to the account, and never links it silently by its email
