@@ -152,13 +152,14 @@ async def page(ctx: Context, *, first: int, after: str | None, filter: AuditFilt
 async def security_activity(ctx: Context, customer_id: str, *, first: int, after: str | None) -> EventPage:
     """The events about one customer's account, newest first (``Customer.securityActivity``).
 
-    A customer reads only their own (the customer object they can reach is themselves); an admin
-    needs ``audit:read``.
+    A customer reads only their own (the customer object they can reach is themselves); an admin needs
+    ``customers:read`` (what the customer sees of their own account: customer-safe fields, no staff
+    addresses). The whole log, other admins' actions included, is ``audit:read`` (:func:`page`).
     """
     principal = ctx.principal
     if principal is None:
         raise unauthenticated()
-    if principal.kind == "admin" and "audit:read" not in principal.permissions:
+    if principal.kind == "admin" and "customers:read" not in principal.permissions:
         raise forbidden()
     if principal.kind == "customer" and principal.subject_id != customer_id:
         return EventPage([], False)

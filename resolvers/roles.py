@@ -32,7 +32,9 @@ _ADMIN_MANAGEMENT = frozenset({"admins:read", "admins:write"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": _EVERYTHING,
     "admin": _EVERYTHING - _ADMIN_MANAGEMENT,
-    "support": frozenset({"customers:read", "customers:recover", "sessions:read", "sessions:write", "audit:read"}),
+    # The helpdesk: a customer's account, sessions and security activity, and help back in; not the
+    # whole audit log (other admins' actions and addresses) nor any configuration.
+    "support": frozenset({"customers:read", "customers:recover", "sessions:read", "sessions:write"}),
     "viewer": frozenset(p for p in PERMISSIONS if p.endswith(":read")),
 }
 

@@ -244,5 +244,6 @@ def permissions_markdown(schema: strawberry.Schema) -> str:
         if listed:
             lines.append(f"| {label} | {listed} |")
     lines += ["", "Some fields of returned objects need more: `Customer.sessions` needs `sessions:read` and",
-              "`Customer.securityActivity` needs `audit:read` when an admin reads them.", ""]
+              "`Customer.securityActivity` needs `customers:read` when an admin reads them (the customer's own",
+              "view of their account; the whole log is `audit:read`).", ""]
     return "\n".join(lines)

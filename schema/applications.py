@@ -51,7 +51,8 @@ class Application:
     created_at: datetime
     updated_at: datetime | None
 
-    @strawberry.field(description="The application's self-service policy.")
+    @strawberry.field(description="The application's self-service policy (needs policies:read).",
+                      extensions=requires(HasPermission("policies:read")))
     async def policy(self, info: Info) -> SelfServicePolicy | None:
         doc = await policies.get(info.context, self.policy_id)
         return SelfServicePolicy.from_doc(doc) if doc else None

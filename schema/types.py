@@ -137,7 +137,7 @@ class Customer:
         return await customers.mfa_enabled(info.context, str(self.id))
 
     @strawberry.field(description="Security events about this account (sign-ins, failed attempts, changes), "
-                                  "newest first: at most 100 a page. An admin needs audit:read.")
+                                  "newest first: at most 100 a page. An admin needs customers:read.")
     async def security_activity(
         self, info: Info, first: int = 20, after: str | None = None,
     ) -> Annotated[SecurityActivityConnection, strawberry.lazy("schema.audit")]:

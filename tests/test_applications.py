@@ -302,3 +302,21 @@ async def test_applications_need_their_permissions(gql, mailbox, runtime):
         assert_denied(await gql(CONSENT, {"id": app["id"], "items": []}, token=token), "FORBIDDEN")
         assert_denied(await gql(DELETE, {"id": app["id"]}, token=token), "FORBIDDEN")
     assert assert_no_errors(await gql(ONE, {"id": app["id"]}, token=viewer))["application"]["id"] == app["id"]
+
+
+async def test_an_applications_policy_is_read_only_with_policies_read(gql, runtime):
+    # given an application, and a partner key that may read applications but not policies
+    application_id, _ = await new_application(runtime)
+    owner = await admin_token(runtime, gql, "owner")
+    create_key = "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { ... on ApiKeyCreated { key } } }"
+    key = assert_no_errors(await gql(create_key, {"input": {"name": "app-reader", "permissions": ["applications:read"]}},
+                                     token=owner))["apiKeyCreate"]["key"]
+
+    # when the key reads the application with and without its policy
+    bare = await gql("query($id: ID!) { application(id: $id) { id policyId } }", {"id": application_id}, token=key)
+    with_policy = await gql("query($id: ID!) { application(id: $id) { id policy { name } } }",
+                            {"id": application_id}, token=key)
+
+    # then it sees the application and which policy it has, but not the policy's content
+    assert assert_no_errors(bare)["application"]["id"] == application_id
+    assert_denied(with_policy, "FORBIDDEN")
