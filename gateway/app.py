@@ -113,10 +113,13 @@ async def request_context(runtime: Runtime, request: Request, trusted: TrustedPr
     check = api_keys.authenticate if api_keys.is_api_key(token) else authenticate
     principal = await check(runtime.rules, runtime.clock, token) if token else None
     try:
-        return await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
-                                     request=request_meta(request, trusted))
+        ctx = await runtime.context(client_id=request.headers.get("x-application-id"), principal=principal,
+                                    request=request_meta(request, trusted))
     except UnknownApplication:
         raise HTTPException(400, "Unknown application: check the X-Application-Id header.") from None
+    if principal is None and api_keys.is_api_key(token):
+        await api_keys.record_refusal(ctx, token)  # a dead partner key still in use is worth knowing
+    return ctx
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:

@@ -62,7 +62,7 @@ from gateway.runtime import Runtime, UnknownApplication
 from resolvers import social
 from resolvers.context import Context, RequestMeta
 from resolvers.errors import RateLimited
-from resolvers.identity_providers import PRESETS, DISCOVERY_SUFFIX, provider_url_allowed
+from resolvers.identity_providers import DISCOVERY_SUFFIX, PRESETS, provider_url_allowed
 from resolvers.social import ProviderIdentity, ProviderRefused, Refusal
 from stores.documents import IdentityProviderDocument, IdentityProviderType
 

@@ -29,7 +29,7 @@ from resolvers.roles import PERMISSIONS, permissions_of
 from resolvers.security import is_text, new_id, token_hash
 from stores import admins
 from stores import api_keys as key_store
-from stores.documents import ApiKeyDocument
+from stores.documents import ApiKeyDocument, AuditResult
 
 PREFIX = "gwk_"
 KEY_BYTES = 32  # 256 bits
@@ -113,6 +113,23 @@ def status_of(key: ApiKeyDocument, now: datetime) -> str:
     if key.expires_at is not None and _utc(key.expires_at) <= now:
         return "EXPIRED"
     return "ACTIVE"
+
+
+async def record_refusal(ctx: Context, token: str) -> None:
+    """Audit a refused use of a known key (``api_key.refused`` with why: revoked, expired, or its creator
+    disabled), at most once per key per ``TOUCH_INTERVAL_MS``; an unknown key is not recorded (anyone
+    can make those up, and the log must not be theirs to fill)."""
+    if not is_api_key(token) or len(token) > MAX_KEY_LENGTH:
+        return
+    key = await key_store.find_by_hash(token_hash(token))
+    if key is None:
+        return
+    now = ctx.now()
+    reason = {"REVOKED": "revoked", "EXPIRED": "expired"}.get(status_of(key, now), "creator_disabled")
+    now_ms = epoch_ms(now)
+    if await key_store.claim_refusal_log(key.id, now_ms, now_ms - TOUCH_INTERVAL_MS + 1):
+        await audit.record(ctx, "api_key.refused", subject_id=key.id, actor_kind="api_key", actor_id=key.id,
+                           result=AuditResult.FAILURE, name=key.name, reason=reason)
 
 
 async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Principal | None:

@@ -241,10 +241,10 @@ async def enroll_totp(ctx: Context) -> TotpEnrollment:
 async def confirm_totp(ctx: Context, code: str) -> MfaFactorDocument:
     """Activate the pending TOTP enrolment with a current code from the app. NotFound without one;
     InvalidInput on ``code`` for a wrong code; RateLimited after too many wrong ones (the account's
-    per-client sign-in budget)."""
-    customer_id = own_account(ctx, Area.SECURITY_SETTINGS)
-    if ctx.policy.mfa.mode == MfaMode.OFF or FactorType.TOTP not in ctx.policy.mfa.factors:
-        raise FeatureDisabled()
+    per-client sign-in budget); ReauthenticationRequired when the session's authentication is not recent
+    (enrolment and confirmation are one change to how the account signs in: a stolen session must not
+    finish one started before it was stolen)."""
+    customer_id = _enrolment(ctx, FactorType.TOTP)
     digits = _digits(code, TOTP_DIGITS)
     if digits is None:
         raise InvalidInput([FieldProblem("code", "INVALID", f"Enter the {TOTP_DIGITS}-digit code from your app.")])
@@ -255,6 +255,8 @@ async def confirm_totp(ctx: Context, code: str) -> MfaFactorDocument:
     await ratelimit.hit(ctx, "customer-mfa-confirm", customer_id, ctx.rules.login_identifier_ip)
     step = _matching_step(ctx, _totp(ctx, factor), digits)
     if step is None:
+        await audit.record(ctx, "customer.mfa_factor_confirm_failed", subject_id=customer_id, factor_id=factor.id,
+                           factor_type=FactorType.TOTP.value)
         raise InvalidInput([FieldProblem("code", "INVALID", "This code is not right. Check the time on your device.")])
     notice = await _prepare_notice(ctx, customer_id, factor.id, FactorType.TOTP, "added")
     if not await mfa.confirm_totp(customer_id, factor.id, step, ctx.now_ms()):
@@ -417,6 +419,8 @@ async def _mail_code(ctx: Context, challenge: MfaChallengeDocument, customer: Cu
     await ctx.mailer.send(CODE_MAIL, customer.email, {"customer": customer_view(customer), "code": code,
                                                       "expires_in_minutes": minutes},
                           ctx.application, customer.locale, subject_id=customer.id)
+    await audit.record(ctx, "customer.mfa_code_sent", subject_id=customer.id, actor_kind="customer",
+                       actor_id=customer.id, purpose=str(challenge.purpose))
     return expires_at_ms
 
 

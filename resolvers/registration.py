@@ -146,6 +146,7 @@ async def resend_activation_mail(ctx: Context, payload: dict, job_id: str) -> No
                                              {CustomerStatus.PENDING})
     if customer is not None:
         await send_activation(ctx, customer)
+        await audit.record(ctx, "customer.activation_resent", subject_id=customer.id, actor_kind="public")
 
 
 async def peek_activation(ctx: Context, token: str) -> LinkState:

@@ -131,7 +131,8 @@ MfaTotpEnrollResult = Annotated[
     strawberry.union("MfaTotpEnrollResult"),
 ]
 MfaTotpConfirmResult = Annotated[
-    MfaFactorAdded | InvalidInputError | NotFoundError | FeatureDisabledError | RateLimitedError,
+    MfaFactorAdded | InvalidInputError | NotFoundError | FeatureDisabledError | ReauthenticationRequiredError
+    | RateLimitedError,
     strawberry.union("MfaTotpConfirmResult"),
 ]
 MfaEmailOtpEnrollResult = Annotated[
@@ -164,7 +165,8 @@ class SecurityMutations:
         enrollment = await mfa.enroll_totp(info.context)
         return MfaTotpEnrollment(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
 
-    @strawberry.mutation(description="Activates the authenticator app started by mfaTotpEnroll with a current code.",
+    @strawberry.mutation(description="Activates the authenticator app started by mfaTotpEnroll with a current code. "
+                                     "Needs a recent authentication.",
                          extensions=requires(IsCustomer()))
     async def mfa_totp_confirm(self, info: Info, input: MfaTotpConfirmInput) -> MfaTotpConfirmResult:
         return MfaFactorAdded(factor=MfaFactor.from_doc(await mfa.confirm_totp(info.context, input.code)))

@@ -29,6 +29,23 @@ async def find_usable_by_hash(key_hash: str, now: datetime) -> dict | None:
     return await _col().find_one(_usable(key_hash, now), {"key_hash": 0})
 
 
+async def find_by_hash(key_hash: str) -> ApiKeyDocument | None:
+    """The key with this hash, usable or not (to tell a refused use of a known key)."""
+    raw = await _col().find_one({"key_hash": key_hash})
+    return ApiKeyDocument.model_validate(raw) if raw else None
+
+
+async def claim_refusal_log(key_id: str, now_ms: int, not_since_ms: int) -> bool:
+    """True (and remembered) when no refused use of this key was audited since ``not_since_ms``: one
+    event an interval, however often a dead key is tried, on any instance."""
+    result = await _col().update_one(
+        {"$and": [{"_id": key_id}, {"$or": [{"refused_logged_at_ms": {"$in": [None]}},
+                                            {"refused_logged_at_ms": {"$lt": not_since_ms}}]}]},
+        {"$set": {"refused_logged_at_ms": now_ms}},
+    )
+    return result.modified_count == 1
+
+
 async def get(key_id: str) -> ApiKeyDocument | None:
     raw = await _col().find_one({"_id": key_id})
     return ApiKeyDocument.model_validate(raw) if raw else None

@@ -353,6 +353,7 @@ class ApiKeyDocument(Document):
     revoked_at_ms: int | None = None
     revoked_by: str | None = None  # admin id, or "system" when its creator was disabled
     last_used_at_ms: int | None = None
+    refused_logged_at_ms: int | None = None  # when a refused use was last audited (at most one an interval)
 
     class Settings:
         name = "api_keys"

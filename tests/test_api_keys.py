@@ -7,9 +7,9 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from stores.documents import ApiKeyDocument
-from tests.test_admins import ADMIN_ME, DISABLE, ENABLE, ROLE_SET, signed_in_admin
+from stores.documents import ApiKeyDocument, AuditEventDocument
 from tests.support import assert_denied, assert_no_errors
+from tests.test_admins import ADMIN_ME, DISABLE, ENABLE, ROLE_SET, signed_in_admin
 
 CREATE = """
 mutation Create($input: ApiKeyCreateInput!) {
@@ -120,6 +120,14 @@ async def test_a_revoked_key_is_dead(gql, runtime):
     assert again["apiKey"]["revokedAt"] == revoked["apiKey"]["revokedAt"]
     assert unknown["__typename"] == "NotFoundError"
     assert_denied(await gql(CUSTOMERS, token=created["key"]), "UNAUTHENTICATED")
+
+    # and its use is audited once however often the partner retries, and a made-up key is not
+    assert_denied(await gql(CUSTOMERS, token=created["key"]), "UNAUTHENTICATED")
+    assert_denied(await gql(CUSTOMERS, token=created["key"][:-4] + "AAAA"), "UNAUTHENTICATED")
+    refused = await AuditEventDocument.get_pymongo_collection().find({"type": "api_key.refused"}).to_list()
+    mine = [e for e in refused if e["subject_id"] == created["apiKey"]["id"]]
+    assert [(e["result"], e["data"]["reason"]) for e in mine] == [("failure", "revoked")]
+    assert all(e["subject_id"] for e in refused)
 
 
 async def test_an_expired_key_is_dead(gql, runtime, clock):

@@ -293,6 +293,11 @@ async def test_the_helpdesk_reads_a_customers_activity_without_staff_addresses_b
     assert by_owner["ipAddress"] is None
     assert_denied(log, "FORBIDDEN")
 
+    # and the refusal is in the audit log, for those who may read it
+    denied = assert_no_errors(await gql(EVENTS, {"first": 5, "filter": {"action": "admin.permission_denied"}},
+                                        token=owner))["auditEvents"]["edges"]
+    assert denied[0]["node"]["details"] == {"field": "Query.auditEvents", "permission": "audit:read"}
+
 
 async def test_audit_events_need_audit_read(gql, mailbox, runtime):
     # given a customer token, and no token

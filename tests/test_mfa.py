@@ -289,6 +289,12 @@ async def test_email_code_sign_in(gql, mailbox):
     assert challenge["codeSent"] is True
     assert signed_in["__typename"] == "SessionCreated"
     assert again["__typename"] == "InvalidTokenError"
+    from stores.documents import AuditEventDocument
+
+    customer_id = assert_no_errors(await gql(ME_ID, token=token))["me"]["id"]
+    sent = await AuditEventDocument.get_pymongo_collection().find(
+        {"type": "customer.mfa_code_sent", "subject_id": customer_id}).to_list()
+    assert [e["data"]["purpose"] for e in sent] == ["sign_in"]
 
 
 async def test_an_emailed_code_expires_with_its_challenge(gql, mailbox, clock):
@@ -642,3 +648,29 @@ async def test_short_codes_are_stored_under_the_secret_key_and_older_plain_hashe
     assert (await verify(gql, challenge, "RECOVERY_CODE", "abcde-23456"))["__typename"] == "SessionCreated"
     again = (await sign_in(gql, email))["challengeToken"]
     assert (await verify(gql, again, "RECOVERY_CODE", legacy))["__typename"] == "InvalidCredentialsError"
+
+
+async def test_confirming_an_authenticator_needs_a_recent_authentication_and_a_wrong_code_is_audited(
+        gql, mailbox, clock):
+    from stores.documents import AuditEventDocument
+
+    # given a customer who started an authenticator enrolment just after signing in
+    email = unique_email("stale-confirm")
+    token = await active_customer(gql, mailbox, email)
+    customer_id = assert_no_errors(await gql(ME_ID, token=token))["me"]["id"]
+    secret = assert_no_errors(await gql(ENROLL, token=token))["mfaTotpEnroll"]["secret"]
+
+    # when they send a wrong code, and, 11 minutes later, a right one
+    right = totp_code(secret, clock)
+    wrong = assert_no_errors(await gql(CONFIRM, {"code": "000000" if right != "000000" else "111111"},
+                                       token=token))["mfaTotpConfirm"]
+    clock.advance(minutes=11)
+    late = assert_no_errors(await gql(CONFIRM, {"code": totp_code(secret, clock)}, token=token))["mfaTotpConfirm"]
+
+    # then the wrong code was refused and recorded, and the late confirmation asks for a re-authentication
+    assert wrong["__typename"] == "InvalidInputError"
+    assert await AuditEventDocument.get_pymongo_collection().count_documents(
+        {"type": "customer.mfa_factor_confirm_failed", "subject_id": customer_id}) == 1
+    assert late["__typename"] == "ReauthenticationRequiredError"
+    security = assert_no_errors(await gql(SECURITY, token=token))["me"]["security"]["mfa"]
+    assert security["enabled"] is False

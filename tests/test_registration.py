@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from resolvers.identifiers import normalize_identifier
-from stores.documents import CustomerDocument
-from tests.flows import (ACTIVATE, PASSWORD, REGISTER, activation_token, active_customer, admin_token, register,
-                         sign_in)
+from stores.documents import AuditEventDocument, CustomerDocument
+from tests.flows import ACTIVATE, PASSWORD, REGISTER, activation_token, active_customer, admin_token, register, sign_in
 from tests.support import assert_no_errors, unique_email
 
 RESEND = """
@@ -108,6 +107,12 @@ async def test_activation_resend_answers_alike_and_only_a_pending_account_gets_a
     assert stale["__typename"] == "InvalidTokenError"
     fresh = assert_no_errors(await gql(ACTIVATE, {"token": new_token}))["accountActivate"]
     assert fresh["__typename"] == "AccountActivated"
+
+    # and the audit log says a link was re-sent to the pending account only
+    stored = await CustomerDocument.find_one(CustomerDocument.email == pending)
+    resent = await AuditEventDocument.get_pymongo_collection().find(
+        {"type": "customer.activation_resent", "subject_id": stored.id}).to_list()
+    assert [(e["actor_kind"], e["ip_address"]) for e in resent] == [("public", gql.ip)]
 
 
 async def test_resend_with_a_differently_cased_email_reaches_the_pending_account(gql, mailbox, runtime):
