@@ -123,6 +123,7 @@ class PageKit:
         self.csrf = CsrfProtection(runtime.rules.secret_key, runtime.rules.public_url)
         self.sessions = BrowserSessions(runtime.rules, runtime.clock)
         self._environments: dict[str, SandboxedEnvironment] = {}
+        catalogues()  # compiled when the app is made: a broken catalogue stops start-up, not a page
 
     # -- opening a request -----------------------------------------------------------------------
     async def open(self, request: Request, *, client_id: str | None = None, link_token: str | None = None,
