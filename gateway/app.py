@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL endpoint, health checks, and the pages of gateway/pages.py."""
+"""The ASGI application: GraphQL endpoint, health checks, and the hosted pages of gateway/pages/."""
 
 from __future__ import annotations
 

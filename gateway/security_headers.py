@@ -1,9 +1,15 @@
-"""Security headers on every response (pure ASGI middleware: keeps contextvars intact)."""
+"""Security headers on every response (pure ASGI middleware: keeps contextvars intact).
+
+Pages get a strict Content-Security-Policy: scripts and styles only from the gateway itself (no inline
+script or style, no ``eval``), images from the gateway or https (an application's logo), forms posting
+only to the gateway, no framing. Every response is ``no-store`` unless the route chose its own caching
+(the content-hashed assets of ``gateway/pages/assets.py``).
+"""
 
 from __future__ import annotations
 
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; "
-            "connect-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
+            "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
 class SecurityHeaders:
@@ -23,8 +29,9 @@ class SecurityHeaders:
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY"),
-                    (b"cache-control", b"no-store"),
                 ]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
                 if not graphql:
                     headers.append((b"content-security-policy", PAGE_CSP.encode()))
                 else:

@@ -37,6 +37,33 @@ MAX_CONSENT_TITLE = 200
 MAX_CONSENT_DESCRIPTION = 2000
 MAX_CONSENT_VERSION = 1_000_000
 UNVERSIONED_ATTEMPTS = 3  # an update without a version re-reads and re-checks this often when raced
+# WCAG 2.x contrast (success criterion 1.4.3, level AA): 4.5:1 for normal text. The hosted pages draw the
+# primary colour as text and links on their white surface, and put text on both brand colours.
+AA_NORMAL_TEXT = 4.5
+PAGE_SURFACE = "#ffffff"
+BLACK, WHITE = "#000000", "#ffffff"
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2.x relative luminance (0 black .. 1 white) of a ``#rrggbb`` colour (sRGB)."""
+    def channel(hex_pair: str) -> float:
+        value = int(hex_pair, 16) / 255
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (channel(color[i:i + 2]) for i in (1, 3, 5))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2.x contrast ratio of two ``#rrggbb`` colours: 1 (none) to 21 (black on white)."""
+    lighter, darker = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def readable_text_color(background: str) -> str:
+    """Black or white, whichever contrasts more with ``background`` (``#rrggbb``): at least 4.58:1 for
+    any background, so text on a brand colour always meets AA (no white on yellow)."""
+    return BLACK if contrast_ratio(background, BLACK) >= contrast_ratio(background, WHITE) else WHITE
 
 
 def new_client_id() -> str:
@@ -78,12 +105,23 @@ def _name(problems: Problems, value: Any) -> str:
 
 
 def _branding(problems: Problems, changes: dict[str, Any]) -> dict[str, Any]:
-    """The branding fields to set (dotted paths), each checked."""
+    """The branding fields to set (dotted paths), each checked.
+
+    The primary colour is drawn as text (links, headings' accents) on the pages' white surface, so it
+    must reach AA contrast (4.5:1) against it: ``LOW_CONTRAST`` otherwise. Text drawn *on* either brand
+    colour (buttons, the application's band) is black or white as :func:`readable_text_color` picks, which
+    always reaches AA, so the accent colour needs no rule of its own.
+    """
     fields: dict[str, Any] = {}
     for key, name in (("primary_color", "primaryColor"), ("accent_color", "accentColor")):
         if key in changes:
             if not COLOR_RE.match(changes[key] or ""):
                 problems.add(f"branding.{name}", "INVALID", "Use a colour such as #1a2b3c.")
+            elif key == "primary_color" and contrast_ratio(changes[key], PAGE_SURFACE) < AA_NORMAL_TEXT:
+                ratio = contrast_ratio(changes[key], PAGE_SURFACE)
+                problems.add(f"branding.{name}", "LOW_CONTRAST",
+                             f"Text in this colour on a white page has a contrast of {ratio:.2f}:1; WCAG AA needs "
+                             f"{AA_NORMAL_TEXT}:1. Choose a darker colour.")
             fields[f"branding.{key}"] = changes[key]
     if "logo_url" in changes:
         logo = changes["logo_url"]

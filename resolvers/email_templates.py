@@ -187,7 +187,8 @@ async def reset(ctx: Context, *, application_id: str, kind: str, locale: str | N
 
 async def render_for(pool: RenderPool, application: ApplicationDocument, kind: str, variables: dict[str, Any],
                      locale: str | None) -> RenderedMail:
-    """What a customer receives: the best override (application+locale, application), else the default.
+    """What a customer receives: the best override (application+locale, application), else the default
+    (in the locale's language where the default is translated).
 
     An override that fails to render (over the budget, an error with real data, anything) gives way to
     the shipped default of its kind, with a warning naming the application, kind and locale; never
@@ -202,7 +203,7 @@ async def render_for(pool: RenderPool, application: ApplicationDocument, kind: s
             logger.warning("email template override failed to render (%s); sent the default instead: "
                            "application=%s kind=%s locale=%s", type(exc).__name__, application.id, kind,
                            override.locale or "-")
-    return await render(pool, kind, variables)
+    return await render(pool, kind, variables, locale=locale)
 
 
 async def preview(ctx: Context, *, application_id: str, kind: str, locale: str | None) -> RenderedMail:

@@ -1,0 +1,34 @@
+"""Hosted, branded HTML pages. They call the same resolvers as the GraphQL API (docs/pages.md).
+
+- ``kit``: the framework (application and language of a request, templates, CSRF, browser sessions);
+- ``public``: sign in (and its second-factor step), sign out, register, forgotten password, password
+  reset, forgotten username, the signed-in landing;
+- ``links``: the landings of emailed links (``CONFIRM_LINKS``, ``SET_PASSWORD_PAGES``);
+- ``assets``: the stylesheet, the small script, each application's brand stylesheet;
+- ``i18n``: the Babel catalogues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from gateway.pages import assets, links, public
+from gateway.pages.kit import PageKit, page_context
+from gateway.pages.links import CONFIRM_LINKS, SET_PASSWORD_PAGES, ConfirmLinkPage, SetPasswordPage
+from gateway.pages.public import SIGN_IN_METHODS, SignInMethod
+from gateway.runtime import Runtime
+from resolvers.context import RequestMeta
+
+__all__ = ["CONFIRM_LINKS", "PATHS", "SET_PASSWORD_PAGES", "SIGN_IN_METHODS", "ConfirmLinkPage", "PageKit",
+           "SetPasswordPage", "SignInMethod", "page_context", "routes"]
+
+PATHS = links.PATHS | public.PATHS | assets.PATHS  # every page route, for the metrics' route label
+
+
+def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Route]:
+    """The page routes; ``meta`` reads a request's client IP, user agent, request id and locale."""
+    kit = PageKit(runtime, meta)
+    return [*public.routes(kit), *links.routes(kit), *assets.routes(kit)]
