@@ -154,12 +154,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await runtime.stop()
 
+    def meta(request: Request) -> RequestMeta:
+        return request_meta(request, trusted)
+
+    kit = pages.PageKit(runtime, meta)  # templates, languages, CSRF and browser sessions of every page
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            *pages.routes(runtime, meta=lambda request: request_meta(request, trusted)),
-            *exports.routes(runtime, meta=lambda request: request_meta(request, trusted)),
-            *oauth.routes(runtime, meta=lambda request: request_meta(request, trusted)),
+            *pages.routes(kit),
+            *exports.routes(runtime, meta=meta),
+            *oauth.routes(runtime, meta=meta, kit=kit),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics_endpoint(

@@ -37,7 +37,6 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import authlib.deprecate
@@ -50,14 +49,14 @@ with warnings.catch_warnings():
     from authlib.integrations.starlette_client import StarletteOAuth2App
     from authlib.integrations.starlette_client.integration import StarletteIntegration
     from authlib.oidc.core import CodeIDToken
-from jinja2 import FileSystemLoader, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
 from joserfc.errors import JoseError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.config import Settings
+from gateway.pages.i18n import N_, negotiate
+from gateway.pages.kit import Page, PageKit
 from gateway.runtime import Runtime, UnknownApplication
 from resolvers import social
 from resolvers.context import Context, RequestMeta
@@ -80,8 +79,6 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "
 FORM_MAX_FIELDS = 10
 FORM_MAX_FIELD_BYTES = 8192
 CACHE_ENTRIES = 256
-TEMPLATES = SandboxedEnvironment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
-                                 autoescape=select_autoescape(default=True))
 
 
 class ResponseTooLarge(Exception):
@@ -343,15 +340,19 @@ def _text(value: Any) -> str | None:
 
 # -- routes -----------------------------------------------------------------------------------------
 
-REFUSAL_TEXT = {
-    Refusal.INVALID_START: "This sign-in link was used already or has expired.",
-    Refusal.UNKNOWN_STATE: "This sign-in is unknown or has expired.",
-    Refusal.STATE_MISMATCH: "This sign-in was started in another browser. Start again here.",
+REFUSAL_TEXT = {  # translated on the page (gateway/locales; extracted through the N_ marker)
+    Refusal.INVALID_START: N_("This sign-in link was used already or has expired."),
+    Refusal.UNKNOWN_STATE: N_("This sign-in is unknown or has expired."),
+    Refusal.STATE_MISMATCH: N_("This sign-in was started in another browser. Start again here."),
 }
+NOT_COMPLETED = N_("This sign-in could not be completed. Please start again.")
+TOO_MANY = N_("Too many attempts. Please try again later.")
 
 
-def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], client: OAuthClient | None = None) -> list[Route]:
-    """The start and callback routes; ``meta`` reads a request's client IP, user agent, request id, locale."""
+def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], kit: PageKit,
+           client: OAuthClient | None = None) -> list[Route]:
+    """The start and callback routes; ``meta`` reads a request's client IP, user agent, request id, locale;
+    ``kit`` renders the branded "sign-in not completed" page."""
     client = client or OAuthClient(runtime.settings)
     secure = runtime.rules.public_url.startswith("https://")
     cookie_name = "__Secure-gw_oauth" if secure else "gw_oauth"
@@ -373,19 +374,19 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], client: OAu
         except UnknownApplication:
             return await runtime.context_for_application(None, meta(request))
 
-    def page(ctx: Context, message: str, reason: str, status: int) -> Response:
-        body = TEMPLATES.get_template("oauth_refused.html").render(
-            title="Sign-in not completed", application_name=ctx.application.name, message=message, reason=reason)
-        return HTMLResponse(body, status_code=status)
+    def page(request: Request, ctx: Context, message: str, reason: str, status: int) -> Response:
+        shown = Page(request, ctx, negotiate(None, request.headers.get("accept-language")))
+        return kit.render(shown, "oauth_refused.html", status, title=kit.gettext(shown, N_("Sign-in not completed")),
+                          message=kit.gettext(shown, message), reason=reason)
 
-    def landing(ctx: Context, outcome: social.Landing) -> Response:
+    def landing(request: Request, ctx: Context, outcome: social.Landing) -> Response:
         if outcome.redirect_url is not None:
             return RedirectResponse(outcome.redirect_url, status_code=303)
-        return page(ctx, REFUSAL_TEXT.get(outcome.refusal, "This sign-in could not be completed. Please start again."),
+        return page(request, ctx, REFUSAL_TEXT.get(outcome.refusal, NOT_COMPLETED),
                     outcome.refusal.value if outcome.refusal else "", 400)
 
-    def busy(ctx: Context, refused: RateLimited) -> Response:
-        response = page(ctx, "Too many attempts. Please try again later.", "rate_limited", 429)
+    def busy(request: Request, ctx: Context, refused: RateLimited) -> Response:
+        response = page(request, ctx, TOO_MANY, "rate_limited", 429)
         response.headers["retry-after"] = str(refused.retry_after_seconds)
         return response
 
@@ -396,9 +397,9 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], client: OAu
         binding, new = binding_of(request)
         ctx = await context(await social.application_of_start(token), request)
         try:
-            response = landing(ctx, await social.begin(ctx, client, request.path_params["provider"], token, binding))
+            response = landing(request, ctx, await social.begin(ctx, client, request.path_params["provider"], token, binding))
         except RateLimited as refused:
-            response = busy(ctx, refused)
+            response = busy(request, ctx, refused)
         if new:
             set_binding(response, binding)
         return response
@@ -419,7 +420,7 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], client: OAu
             outcome = await social.finish(ctx, client, request.path_params["provider"], state=params.get("state"),
                                           code=params.get("code"), error=params.get("error"), binding=binding)
         except RateLimited as refused:
-            return busy(ctx, refused)
-        return landing(ctx, outcome)
+            return busy(request, ctx, refused)
+        return landing(request, ctx, outcome)
 
     return [Route(START_ROUTE, start, methods=["GET"]), Route(CALLBACK_ROUTE, callback, methods=["GET", "POST"])]

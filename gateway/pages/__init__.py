@@ -10,17 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from starlette.requests import Request
 from starlette.routing import Route
 
 from gateway.pages import assets, links, public
 from gateway.pages.kit import PageKit, page_context
 from gateway.pages.links import CONFIRM_LINKS, SET_PASSWORD_PAGES, ConfirmLinkPage, SetPasswordPage
 from gateway.pages.public import SIGN_IN_METHODS, SignInMethod
-from gateway.runtime import Runtime
-from resolvers.context import RequestMeta
 
 __all__ = ["CONFIRM_LINKS", "PATHS", "SET_PASSWORD_PAGES", "SIGN_IN_METHODS", "ConfirmLinkPage", "PageKit",
            "SetPasswordPage", "SignInMethod", "page_context", "routes"]
@@ -28,7 +23,6 @@ __all__ = ["CONFIRM_LINKS", "PATHS", "SET_PASSWORD_PAGES", "SIGN_IN_METHODS", "C
 PATHS = links.PATHS | public.PATHS | assets.PATHS  # every page route, for the metrics' route label
 
 
-def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Route]:
-    """The page routes; ``meta`` reads a request's client IP, user agent, request id and locale."""
-    kit = PageKit(runtime, meta)
+def routes(kit: PageKit) -> list[Route]:
+    """The page routes, sharing one ``PageKit`` (made by the app with the request reader it uses)."""
     return [*public.routes(kit), *links.routes(kit), *assets.routes(kit)]
