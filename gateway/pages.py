@@ -28,13 +28,13 @@ from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.csrf import FIELD as CSRF_FIELD
 from gateway.csrf import CsrfProtection
 from gateway.runtime import Runtime, UnknownApplication
-from resolvers import account, admins, links, profile, recovery, registration
+from resolvers import account, admins, email_sign_in, links, profile, recovery, registration
 from resolvers.context import Context, RequestMeta
 from resolvers.errors import (
     DomainError,
@@ -62,7 +62,9 @@ class ConfirmLinkPage:
     ``peek(ctx, token)`` says what the link would do (``USABLE``, ``ALREADY_DONE``, ``INVALID``) and
     must only read; ``consume(ctx, token)`` uses it up (``CONFIRMED``, ``ALREADY_DONE``, ``INVALID``).
     Texts may name the application as ``{application}``. With ``resend``, the invalid page offers a
-    form (``POST {path}/resend``, field ``email``) that asks for a new link.
+    form (``POST {path}/resend``, field ``email``) that asks for a new link. A ``consume`` that puts a URL
+    in ``ctx.extras["redirect_to"]`` (one it checked against the application's redirect URLs) sends the
+    browser there instead of showing the confirmed page (an emailed sign-in link hands over its grant).
     """
 
     path: str
@@ -128,6 +130,18 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
         invalid_heading="This link is invalid or has expired",
         invalid_text="Undo links work once, and only until the account is deleted.",
         peek=account.peek_undo, consume=account.confirm_undo,
+    ),
+    ConfirmLinkPage(
+        path=email_sign_in.LINK_PATH, purpose=email_sign_in.PURPOSE, title="Sign in",
+        question_heading="Sign in",
+        question="Confirm that you want to sign in to {application} in this browser.",
+        button="Sign me in",
+        confirmed_heading="You are signed in", confirmed_text="Return to {application} to continue.",
+        already_heading="This link was used already",
+        already_text="Sign-in links work once. Ask {application} for a new one.",
+        invalid_heading="This link is invalid or has expired",
+        invalid_text="Sign-in links work once, within 10 minutes of being sent. Ask {application} for a new one.",
+        peek=email_sign_in.peek_link, consume=email_sign_in.confirm_link,
     ),
 )
 
@@ -229,7 +243,11 @@ def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta]) -> list[Rou
                 if refusal is not None:
                     again = f"{entry.path}?{urlencode({'token': token})}" if token else entry.path
                     return refused(request, ctx, entry.path, refusal, again)
-                return show(request, ctx, await entry.consume(ctx, token))
+                state = await entry.consume(ctx, token)
+                target = ctx.extras.get(email_sign_in.REDIRECT_TO)
+                if state is LinkState.CONFIRMED and target:
+                    return RedirectResponse(target, status_code=303)
+                return show(request, ctx, state)
             token = request.query_params.get("token", "")
             ctx = await page_context(runtime, meta(request), link_token=token)
             state = await entry.peek(ctx, token)

@@ -28,6 +28,7 @@ class MfaFactorType(Enum):
     TOTP = "TOTP"
     RECOVERY_CODE = "RECOVERY_CODE"
     EMAIL_OTP = "EMAIL_OTP"
+    PASSKEY = "PASSKEY"  # answered with passkeySignInStart / passkeySignInFinish, not a code
 
 
 def factor_type(value: MfaFactorType | None) -> FactorType | None:

@@ -25,7 +25,9 @@ from stores.documents import (
     MfaFactorDocument,
     OneTimeTokenDocument,
     OutboxDocument,
+    PasskeyDocument,
     SessionDocument,
+    WebAuthnChallengeDocument,
 )
 
 MFA_CHALLENGES = "mfa_challenges"  # sign-in challenges (stores/mfa_challenges.py): by name, they may not be bound yet
@@ -43,6 +45,8 @@ TRACES = (
     Trace(MfaFactorDocument.Settings.name, ("customer_id",)),  # TOTP secrets, recovery codes, email factor
     Trace(MFA_CHALLENGES, ("customer_id",)),
     Trace(ConsentEventDocument.Settings.name, ("customer_id",)),
+    Trace(PasskeyDocument.Settings.name, ("customer_id",)),  # public keys and names of their passkeys
+    Trace(WebAuthnChallengeDocument.Settings.name, ("customer_id",)),  # passkey ceremonies under way
     Trace(AuditEventDocument.Settings.name, ("subject_id", "actor_id")),  # the deletion event is written after
 )
 
