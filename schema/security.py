@@ -14,6 +14,7 @@ from schema.errors import (
     FeatureDisabledError,
     InvalidCredentialsError,
     InvalidInputError,
+    LastLoginMethodError,
     NotFoundError,
     PasswordPolicyError,
     RateLimitedError,
@@ -144,7 +145,8 @@ MfaRecoveryCodesRegenerateResult = Annotated[
     strawberry.union("MfaRecoveryCodesRegenerateResult"),
 ]
 MfaFactorRemoveResult = Annotated[
-    MfaFactorRemoved | NotFoundError | FeatureDisabledError | ReauthenticationRequiredError,
+    MfaFactorRemoved | NotFoundError | FeatureDisabledError | ReauthenticationRequiredError
+    | LastLoginMethodError,  # a passkey (its removal keeps the last-login-method rule)
     strawberry.union("MfaFactorRemoveResult"),
 ]
 
