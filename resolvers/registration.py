@@ -52,6 +52,8 @@ async def register(ctx: Context, *, email: str, password: str | None, username: 
     passwordless = ctx.policy.passwordless
     if passwordless and password:
         problems.add("password", "NOT_ALLOWED", "This application signs in without passwords: leave it out.")
+    elif not passwordless and password is None:
+        problems.add("password", "REQUIRED", "Choose a password.")
     elif password and not is_text(password):
         problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()

@@ -28,6 +28,8 @@ PUBLIC = frozenset({
     "adminPasswordResetRequest", "adminPasswordReset",
     # the token in hand is the credential: the emailed link, or the sign-in's second-factor challenge
     "emailChangeConfirm", "sessionMfaVerify", "sessionMfaCodeSend",
+    # other ways in: a passkey's signature, an emailed code or the grant of a confirmed sign-in link
+    "passkeySignInStart", "passkeySignInFinish", "emailSignInRequest", "emailSignInCodeVerify", "emailSignInComplete",
 })
 # Admin fields about the signed-in admin itself: any admin, no permission.
 ADMIN_SELF = frozenset({"adminMe"})
