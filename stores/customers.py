@@ -90,7 +90,7 @@ async def set_password(customer_id: str, password_hash: str, expected_version: i
     return result.modified_count == 1
 
 
-async def confirm_sign_in(customer_id: str, password_hash: str | None, credential_version: int, now_ms: int,
+async def confirm_sign_in(customer_id: str, password_hash: str, credential_version: int, now_ms: int,
                           new_hash: str | None = None) -> bool:
     """Record a sign-in, only if the account is still active with the password hash and credential version
     the sign-in verified; False when any of them changed in between (the sign-in must then not stand).
@@ -102,8 +102,7 @@ async def confirm_sign_in(customer_id: str, password_hash: str | None, credentia
     if new_hash is not None:
         changes.update(password_hash=new_hash, password_nfkc=True)
     result = await _col().update_one(
-        # {"$in": [...]}: a passwordless account's null hash matches too ({"f": None} misses a stored null on nx-27017).
-        {"_id": customer_id, "status": CustomerStatus.ACTIVE, "password_hash": {"$in": [password_hash]},
+        {"_id": customer_id, "status": CustomerStatus.ACTIVE, "password_hash": password_hash,
          "credential_version": credential_version},
         {"$set": changes},
     )

@@ -12,7 +12,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import ConfigurationError, Environment, WebAuthnRelyingParty
-from stores import config
+from stores import config, customers, login_methods
+from stores import passkeys as passkey_store
 from stores.documents import AuditEventDocument, PasskeyDocument
 from tests.conftest import running_gateway
 from tests.flows import PASSWORD, SoftPasskey, active_customer, link_identity, new_application, sign_in
@@ -342,6 +343,34 @@ async def test_a_passkey_and_a_linked_identity_removed_at_once_leave_one(gql, ma
         kinds = sorted([assert_no_errors(results[0])["passkeyRemove"]["__typename"],
                         assert_no_errors(results[1])["linkedIdentityRemove"]["__typename"]])
         assert kinds[0] == "LastLoginMethodError" and kinds[1] in {"PasskeyRemoved", "LinkedIdentityRemoved"}
+
+
+async def test_a_removal_counted_before_another_one_matches_nothing_after_it(gql, mailbox, clock):
+    # given a passwordless customer with a passkey and a linked identity, as two removals both read them
+    _, token, _, passkey = await customer_with_passkey(gql, mailbox)
+    me = await make_passwordless(token, gql)
+    identity = await link_identity(me)
+    counted = await customers.get(me)
+
+    # when the passkey is removed, and then an unlink writes what it counted before that
+    removed = assert_no_errors(await gql(REMOVE, {"id": passkey["id"]}, token=token))["passkeyRemove"]
+    unlinked = await login_methods.remove_linked_identity(
+        me, identity.id, expected_count=len(counted.linked_identities), expected_password_hash=None,
+        now_ms=0, expected_passkeys=counted.passkey_count)
+
+    # then the unlink matches nothing: the identity stays, the last way in
+    assert removed["__typename"] == "PasskeyRemoved" and unlinked is False
+    assert [i.id for i in (await customers.get(me)).linked_identities] == [identity.id]
+
+    # and the other way round: a passkey removal counted before an unlink matches nothing after it
+    second = (await add_passkey(gql, token, SoftPasskey(), name="Phone"))["passkey"]
+    counted = await customers.get(me)
+    assert assert_no_errors(await gql(UNLINK, {"id": identity.id}, token=token))["linkedIdentityRemove"][
+        "__typename"] == "LinkedIdentityRemoved"
+    assert not await passkey_store.uncount(me, expected_count=counted.passkey_count,
+                                           expected_identities=len(counted.linked_identities),
+                                           expected_password_hash=None, now_ms=0)
+    assert (await customers.get(me)).passkey_count == 1 and second["id"]
 
 
 async def test_applications_can_have_their_own_relying_party(gql, mailbox, runtime):
