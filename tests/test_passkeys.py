@@ -463,3 +463,19 @@ def test_a_public_url_that_cannot_be_a_relying_party_turns_passkeys_off_without_
     assert settings.webauthn_default() is None
     settings.check()
 
+
+
+async def test_the_data_export_lists_a_passkey_among_the_factors_and_matches_its_schema(gql, passkey_gateway,
+                                                                                      mailbox, repo_root):
+    from tests.test_export import export_url, path_of, validator
+
+    # given a customer with a passkey
+    _, token, _, passkey = await customer_with_passkey(gql, mailbox)
+
+    # when they download their data
+    link = await export_url(gql, token)
+    exported = (await passkey_gateway[1].get(path_of(link["url"]))).json()
+
+    # then the passkey is one of their second factors, and the export still matches its published schema
+    validator(repo_root).validate(exported)
+    assert "PASSKEY" in [factor["type"] for factor in exported["mfaFactors"]]
