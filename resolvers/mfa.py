@@ -145,13 +145,14 @@ def offered_factors(policy: PolicyDocument, factors: list[MfaFactorDocument], *,
     """What a sign-in must be completed with: empty when it needs no second factor.
 
     The customer's confirmed factors that the policy allows (recovery codes only while some are left),
-    when at least one of them is a primary factor (TOTP, email codes) or the mode is REQUIRED; with
+    when at least one of them is a primary factor (TOTP, email codes, a passkey while the policy's passkeys are
+    on) or the mode is REQUIRED; with
     REQUIRED and no primary factor, an emailed code. Mode OFF never asks. ``has_password=False`` (an
     account without a password re-authenticating) adds the emailed code, its only way to prove itself.
     """
     if policy.mfa.mode == MfaMode.OFF:
         return [FactorType.EMAIL_OTP] if not has_password else []
-    allowed = set(policy.mfa.factors)
+    allowed = set(policy.mfa.factors) - (set() if policy.passkeys.enabled else {FactorType.PASSKEY})
     held = {f.type for f in factors if f.confirmed and f.type in allowed
             and (f.type != FactorType.RECOVERY_CODE or f.recovery_code_hashes)}
     if not held & set(PRIMARY):
@@ -476,8 +477,11 @@ def _signed_in_customer(ctx: Context) -> str:
 def offered_for_reauthentication(policy: PolicyDocument, factors: list[MfaFactorDocument],
                                  customer: CustomerDocument) -> list[FactorType]:
     """The factors a session may re-authenticate with: those sign-in would ask for, plus an emailed code
-    for an account without a password."""
-    return offered_factors(policy, factors, has_password=customer.password_hash is not None)
+    for an account without a password (even when it holds a passkey, which does not re-authenticate)."""
+    offered = offered_factors(policy, factors, has_password=customer.password_hash is not None)
+    if customer.password_hash is None and FactorType.EMAIL_OTP not in offered:
+        offered = sorted([*offered, FactorType.EMAIL_OTP], key=ORDER.__getitem__)
+    return offered
 
 
 async def check_code(ctx: Context, customer_id: str, factor: FactorType, code: str,

@@ -6,6 +6,7 @@ start-up check of the WebAuthn settings."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -479,3 +480,53 @@ async def test_the_data_export_lists_a_passkey_among_the_factors_and_matches_its
     # then the passkey is one of their second factors, and the export still matches its published schema
     validator(repo_root).validate(exported)
     assert "PASSKEY" in [factor["type"] for factor in exported["mfaFactors"]]
+
+
+async def test_a_helpdesk_mfa_reset_removes_the_passkeys_too(gql, mailbox, runtime):
+    from tests.flows import admin_token
+
+    # given a customer with a password and a passkey (their second factor)
+    email, _, device, passkey = await customer_with_passkey(gql, mailbox)
+    customer_id = (await PasskeyDocument.get_pymongo_collection().find_one({"_id": passkey["id"]}))["customer_id"]
+    admin = await admin_token(runtime, gql)
+
+    # when the helpdesk resets their second factors (a lost phone)
+    reset = assert_no_errors(await gql("mutation($id: ID!) { customerMfaReset(id: $id) { __typename } }",
+                                       {"id": customer_id}, token=admin))
+
+    # then the passkey is gone: it signs nobody in, and the password alone signs them in
+    assert reset["customerMfaReset"]["__typename"] == "CustomerMfaReset"
+    assert (await passkey_sign_in(gql, device))["__typename"] == "InvalidCredentialsError"
+    assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+
+
+async def test_a_passwordless_customer_with_a_passkey_can_still_confirm_it_is_them_by_emailed_code(
+        gql, mailbox, clock):
+    # given a passwordless customer with a passkey whose sign-in is 11 minutes old
+    email, token, _, _ = await customer_with_passkey(gql, mailbox)
+    await make_passwordless(token, gql)
+    clock.advance(minutes=11)
+
+    # when they ask for a code to confirm it is them, and send it
+    sent = assert_no_errors(await gql("mutation { sessionReauthenticateCodeSend { __typename } }", token=token))
+    code = re.search(r"\b(\d{6})\b", (await mailbox.wait_for(email, "sign-in code")).text).group(1)
+    done = assert_no_errors(await gql(
+        "mutation($c: String!) { sessionReauthenticate(input: {factor: EMAIL_OTP, code: $c}) { __typename } }",
+        {"c": code}, token=token))
+
+    # then the session is fresh again
+    assert sent["sessionReauthenticateCodeSend"]["__typename"] == "MfaCodeSent"
+    assert done["sessionReauthenticate"]["__typename"] == "SessionReauthenticated"
+
+
+async def test_where_the_policy_turns_passkeys_off_they_are_not_asked_for_after_a_password(gql, mailbox, runtime):
+    # given a customer with a passkey, and another application of the same store with passkeys off
+    email, _, _, _ = await customer_with_passkey(gql, mailbox)
+    _, client_id = await new_application(runtime, passkeys={"enabled": False})
+
+    # when they sign in there with their password
+    result = assert_no_errors(await gql(PASSWORD_SIGN_IN, {"input": {"identifier": email, "password": PASSWORD}},
+                                        headers={"x-application-id": client_id}))
+
+    # then no passkey is asked for (it could not be given there)
+    assert result["sessionCreate"]["__typename"] == "SessionCreated"
