@@ -33,7 +33,7 @@ from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
 from resolvers.template_sandbox import RenderBudget
 from stores import config as config_store
-from stores import ratelimits
+from stores import ratelimits, webauthn_challenges
 from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
 
@@ -237,10 +237,14 @@ class Runtime:
             raise RateLimited(DEFERRED_RETRY_AFTER_SECONDS)
 
     async def housekeeping(self) -> None:
-        """Delete what has expired and nothing reads any more (rate-limit counters). Idempotent."""
+        """Delete what has expired and nothing reads any more (rate-limit counters, passkey challenges).
+        Idempotent."""
         deleted = await ratelimits.delete_expired(epoch_ms(self.clock.now()))
         if deleted:
             logger.info("housekeeping: %s expired rate-limit counters deleted", deleted)
+        abandoned = await webauthn_challenges.delete_expired(self.clock.now())
+        if abandoned:
+            logger.info("housekeeping: %s expired passkey challenges deleted", abandoned)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

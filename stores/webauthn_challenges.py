@@ -23,3 +23,10 @@ async def consume(challenge_hash: str, ceremony: WebAuthnCeremony, application_i
     raw = await _col().find_one_and_delete({"_id": challenge_hash, "ceremony": ceremony,
                                             "application_id": application_id, "expires_at": {"$gt": now}})
     return WebAuthnChallengeDocument.model_validate(raw) if raw else None
+
+
+async def delete_expired(now: datetime) -> int:
+    """Challenges never answered (a sign-in started and abandoned): the housekeeping pass removes them, as
+    nx-27017 has no TTL deletion."""
+    result = await _col().delete_many({"expires_at": {"$lt": now}})
+    return result.deleted_count

@@ -6,6 +6,7 @@ start-up check of the WebAuthn settings."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
 
@@ -530,3 +531,20 @@ async def test_where_the_policy_turns_passkeys_off_they_are_not_asked_for_after_
 
     # then no passkey is asked for (it could not be given there)
     assert result["sessionCreate"]["__typename"] == "SessionCreated"
+
+
+async def test_abandoned_passkey_challenges_are_cleaned_up(gql, runtime, clock):
+    from stores.documents import WebAuthnChallengeDocument
+
+    # given a passkey sign-in that was started and never finished
+    options = assert_no_errors(await gql(SIGN_IN_START))["passkeySignInStart"]["publicKey"]
+    key = hashlib.sha256(SoftPasskey._bytes(options["challenge"])).hexdigest()
+    challenges = WebAuthnChallengeDocument.get_pymongo_collection()
+    assert await challenges.find_one({"_id": key}) is not None
+
+    # when its 5 minutes have passed and the housekeeping pass runs
+    clock.advance(minutes=6)
+    await runtime.housekeeping()
+
+    # then it is gone
+    assert await challenges.find_one({"_id": key}) is None
