@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from publicsuffixlist import PublicSuffixList
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.client_ip import TrustedProxies
@@ -24,6 +25,15 @@ class Environment(str, Enum):
 
 class ConfigurationError(RuntimeError):
     """Raised at start-up when the settings are not safe to run with."""
+
+
+class WebAuthnRelyingParty(BaseModel):
+    """Where passkeys of an application work: ``rp_id`` (a domain) and the ``origins`` of its pages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rp_id: str
+    origins: list[str]
 
 
 class Settings(BaseSettings):
@@ -118,6 +128,17 @@ class Settings(BaseSettings):
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     oidc_max_response_bytes: int = Field(default=256 * 1024, ge=4096, le=4 * 1024 * 1024)
     oidc_metadata_cache_seconds: int = Field(default=3600, ge=0, le=86_400)
+    # Passkeys (WebAuthn, docs/sign-in-methods.md#passkeys): the relying party id and the origins (comma-separated)
+    # whose pages may use them; unset: the host and origin of GATEWAY_PUBLIC_URL (if they can be, else passkeys
+    # are off for applications without an override). Per application, by client id, as JSON:
+    # {"<client id>": {"rp_id": "shop.example", "origins": ["https://shop.example"]}}.
+    webauthn_rp_id: str | None = None
+    webauthn_origins: str = ""
+    webauthn_applications: dict[str, WebAuthnRelyingParty] = Field(default_factory=dict)
+    # Emailed sign-in links and codes: requests per client IP (silent over it) and mails per address per window.
+    email_sign_in_ip_attempts: int = 30
+    email_sign_in_email_attempts: int = 5
+    email_sign_in_window_seconds: int = 3600
 
     # Proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDR ranges); empty: use the peer address.
     trusted_proxies: str = ""
@@ -160,6 +181,33 @@ class Settings(BaseSettings):
             TrustedProxies.parse(self.trusted_proxies)
         except ValueError as exc:
             problems.append(str(exc))
+        problems += self._webauthn_problems()
+        return problems
+
+    def webauthn_default(self) -> WebAuthnRelyingParty | None:
+        """The relying party of applications without an override: the settings, else derived from
+        GATEWAY_PUBLIC_URL when that can be one (None otherwise: passkeys are off for them)."""
+        origins = [o.strip().rstrip("/") for o in self.webauthn_origins.split(",") if o.strip()]
+        public = urlsplit(self.public_url)
+        if not origins:
+            origins = [f"{public.scheme}://{public.netloc}".lower()]
+        rp_id = self.webauthn_rp_id or (public.hostname or "")
+        party = WebAuthnRelyingParty(rp_id=rp_id, origins=origins)
+        if self.webauthn_rp_id is None and not self.webauthn_origins.strip() \
+                and relying_party_problems("derived", party, production=self.is_production):
+            return None
+        return party
+
+    def _webauthn_problems(self) -> list[str]:
+        """Explicit WebAuthn settings must be right (derived ones only switch passkeys off)."""
+        problems = []
+        if self.webauthn_rp_id is not None or self.webauthn_origins.strip():
+            party = self.webauthn_default()
+            problems += relying_party_problems("GATEWAY_WEBAUTHN_RP_ID / GATEWAY_WEBAUTHN_ORIGINS", party,
+                                               production=self.is_production)
+        for client_id, party in self.webauthn_applications.items():
+            problems += relying_party_problems(f"GATEWAY_WEBAUTHN_APPLICATIONS[{client_id!r}]", party,
+                                               production=self.is_production)
         return problems
 
     def _production_problems(self) -> list[str]:
@@ -172,6 +220,53 @@ class Settings(BaseSettings):
             problems.append(f"GATEWAY_PUBLIC_URL ({self.public_url}) must be an https:// URL that customers can reach "
                             "(not localhost or a loopback address) in production: emailed links carry tokens")
         return problems
+
+
+_PUBLIC_SUFFIXES: PublicSuffixList | None = None
+
+
+def _is_public_suffix(domain: str) -> bool:
+    global _PUBLIC_SUFFIXES
+    if _PUBLIC_SUFFIXES is None:
+        _PUBLIC_SUFFIXES = PublicSuffixList()  # Mozilla's list, shipped inside the package
+    return _PUBLIC_SUFFIXES.is_public(domain)
+
+
+def _is_localhost(host: str) -> bool:
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def relying_party_problems(name: str, party: WebAuthnRelyingParty, *, production: bool) -> list[str]:
+    """What is wrong with a relying party (WebAuthn Level 2, 5.1.3 and 13.4.9): its id must be a domain,
+    not an IP address nor a public suffix (``com``, ``github.io``: Mozilla's Public Suffix List); each
+    origin a plain ``https://host[:port]`` (``http://`` only for localhost, never in production) whose host
+    is the id or a subdomain of it. An empty list when it is right."""
+    problems = []
+    rp_id = party.rp_id
+    valid_id = bool(rp_id) and rp_id == rp_id.strip().lower().rstrip(".") and rp_id.isascii() \
+        and _host_address(rp_id) is None and all(label and len(label) <= 63 for label in rp_id.split("."))
+    if not valid_id:
+        problems.append(f"{name}: the relying party id {rp_id!r} must be a lower-case domain name (not an IP "
+                        "address, no scheme or port)")
+    elif _is_public_suffix(rp_id) and not (_is_localhost(rp_id) and not production):
+        problems.append(f"{name}: the relying party id {rp_id!r} is a public suffix: use your own domain")
+    if not party.origins:
+        problems.append(f"{name}: give at least one origin")
+    for origin in party.origins:
+        parts = urlsplit(origin)
+        host = (parts.hostname or "").rstrip(".")
+        plain = bool(host) and parts.path in ("", "/") and not parts.query and not parts.fragment \
+            and parts.username is None and parts.password is None
+        if not plain:
+            problems.append(f"{name}: the origin {origin!r} must be scheme://host[:port], nothing more")
+            continue
+        if parts.scheme != "https" and not (parts.scheme == "http" and _is_localhost(host) and not production):
+            problems.append(f"{name}: the origin {origin!r} must be https:// (http:// only for localhost, "
+                            "and not in production)")
+        if valid_id and host != rp_id and not host.endswith("." + rp_id):
+            problems.append(f"{name}: the origin {origin!r} is not on the relying party id {rp_id!r} or one of "
+                            "its subdomains")
+    return problems
 
 
 def public_url_is_public(url: str) -> bool:

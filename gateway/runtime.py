@@ -10,20 +10,30 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from gateway.config import Settings
+from gateway.config import Settings, WebAuthnRelyingParty
 from gateway.embedded import EmbeddedDatabase
 from gateway.jobs import JobRunner, RequestJobs
 from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
-from resolvers import account, mfa, notifications, profile, recovery, registration
+from resolvers import account, email_sign_in, mfa, notifications, passkeys, profile, recovery, registration
 from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults
-from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
+from resolvers.context import (
+    Clock,
+    Context,
+    Limit,
+    Principal,
+    RelyingParty,
+    RequestMeta,
+    Rules,
+    SystemClock,
+    epoch_ms,
+)
 from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
 from resolvers.template_sandbox import RenderBudget
 from stores import config as config_store
-from stores import ratelimits
+from stores import ratelimits, webauthn_challenges
 from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
 
@@ -41,7 +51,9 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
                 profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice,
                 account.ERASURE_JOB: account.run_erasure,
-                account.DELETION_NOTICE_JOB: account.send_deletion_notice}
+                account.DELETION_NOTICE_JOB: account.send_deletion_notice,
+                passkeys.PASSKEY_NOTICE: passkeys.send_notice,
+                email_sign_in.MAIL_JOB: email_sign_in.send_mail}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 SWEEP_INTERVAL_SECONDS = 5.0  # how often every instance retries due mail and runs due jobs
@@ -88,7 +100,19 @@ def build_rules(settings: Settings) -> Rules:
         mfa_email_code=limit(settings.mfa_email_code_attempts, settings.mfa_email_code_window_seconds),
         email_change=limit(settings.email_change_attempts, settings.email_change_window_seconds),
         email_change_address=limit(settings.email_change_address_attempts, settings.email_change_window_seconds),
+        webauthn_default=relying_party(settings.webauthn_default()),
+        webauthn_applications=tuple((client_id, relying_party(party))
+                                    for client_id, party in settings.webauthn_applications.items()),
+        email_sign_in_ip=limit(settings.email_sign_in_ip_attempts, settings.email_sign_in_window_seconds),
+        email_sign_in_email=limit(settings.email_sign_in_email_attempts, settings.email_sign_in_window_seconds),
     )
+
+
+def relying_party(party: WebAuthnRelyingParty | None) -> RelyingParty | None:
+    """A checked relying party setting, its origins as browsers write them (lower case, no slash)."""
+    if party is None:
+        return None
+    return RelyingParty(rp_id=party.rp_id, origins=tuple(o.strip().rstrip("/").lower() for o in party.origins))
 
 
 class UnknownApplication(Exception):
@@ -214,10 +238,14 @@ class Runtime:
             raise RateLimited(DEFERRED_RETRY_AFTER_SECONDS)
 
     async def housekeeping(self) -> None:
-        """Delete what has expired and nothing reads any more (rate-limit counters). Idempotent."""
+        """Delete what has expired and nothing reads any more (rate-limit counters, passkey challenges).
+        Idempotent."""
         deleted = await ratelimits.delete_expired(epoch_ms(self.clock.now()))
         if deleted:
             logger.info("housekeeping: %s expired rate-limit counters deleted", deleted)
+        abandoned = await webauthn_challenges.delete_expired(self.clock.now())
+        if abandoned:
+            logger.info("housekeeping: %s expired passkey challenges deleted", abandoned)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

@@ -1,7 +1,7 @@
 """Account settings: the ways to sign in, linked identities, and deleting the account.
 
-**Ways in.** A customer signs in with their password (if they have one) or a linked social identity;
-passkeys will count here too (:func:`ways_in`). MFA factors are listed among the login methods but
+**Ways in.** A customer signs in with their password (if they have one), a linked social identity or
+a passkey (:func:`ways_in`). MFA factors are listed among the login methods but
 are second factors, never a way in on their own. Unlinking the last way in is refused
 (``LastLoginMethod``), with one conditional write, so two concurrent unlinks cannot both pass.
 
@@ -41,7 +41,15 @@ from resolvers.self_service import Area, own_account
 from resolvers.sessions import MAX_PASSWORD_INPUT, check_own_password, require_recent_authentication
 from stores import customers, erasure, mfa, sessions
 from stores import login_methods as login_method_store
-from stores.documents import CustomerDocument, CustomerStatus, LinkedIdentity, MfaFactorDocument
+from stores import passkeys as passkey_store
+from stores.documents import (
+    CustomerDocument,
+    CustomerStatus,
+    FactorType,
+    LinkedIdentity,
+    MfaFactorDocument,
+    PasskeyDocument,
+)
 
 ERASURE_JOB = "account_erasure"
 DELETION_NOTICE_JOB = "account_deletion_notice"
@@ -64,6 +72,7 @@ class LoginMethods:
     password: bool  # the account has a password
     mfa_factors: list[MfaFactorDocument]  # confirmed second factors, listed but not ways in
     linked_identities: list[LinkedIdentity]
+    passkeys: list[PasskeyDocument]  # ways in, and second factors where the policy offers PASSKEY
 
 
 @dataclass(frozen=True)
@@ -75,9 +84,9 @@ class Deletion:
 
 
 def ways_in(customer: CustomerDocument) -> int:
-    """How many ways the customer can sign in with on their own: the password (if set) and each linked
-    identity. (Passkeys, when they come, count here too.) MFA factors are second factors: not ways in."""
-    return (1 if customer.password_hash else 0) + len(customer.linked_identities)
+    """How many ways the customer can sign in with on their own: the password (if set), each linked
+    identity and each passkey (``passkey_count``). Other MFA factors are second factors: not ways in."""
+    return (1 if customer.password_hash else 0) + len(customer.linked_identities) + max(0, customer.passkey_count)
 
 
 async def viewed_customer(ctx: Context, customer_id: str, area: Area) -> CustomerDocument:
@@ -104,9 +113,11 @@ async def login_methods(ctx: Context, customer_id: str) -> LoginMethods:
 
 
 async def _methods_of(customer: CustomerDocument) -> LoginMethods:
-    factors = [factor for factor in await mfa.list_for_customer(customer.id) if factor.confirmed]
+    factors = [factor for factor in await mfa.list_for_customer(customer.id)
+               if factor.confirmed and factor.type != FactorType.PASSKEY]  # passkeys are listed as such
     return LoginMethods(password=customer.password_hash is not None, mfa_factors=factors,
-                        linked_identities=list(customer.linked_identities))
+                        linked_identities=list(customer.linked_identities),
+                        passkeys=await passkey_store.list_for_customer(customer.id))
 
 
 async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods:
@@ -128,7 +139,8 @@ async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods
             raise LastLoginMethod()
         if await login_method_store.remove_linked_identity(
                 customer.id, identity.id, expected_count=len(customer.linked_identities),
-                expected_password_hash=customer.password_hash, now_ms=ctx.now_ms()):
+                expected_password_hash=customer.password_hash, now_ms=ctx.now_ms(),
+                expected_passkeys=customer.passkey_count):
             break
         # the ways in changed meanwhile (another unlink, a new link): count them again
     else:

@@ -76,6 +76,14 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class RelyingParty:
+    """Where an application's passkeys work (WebAuthn): the relying party id and the origins of its pages."""
+
+    rp_id: str
+    origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Rules:
     """The tunable parts of the rules, built by the gateway from its settings."""
 
@@ -101,6 +109,16 @@ class Rules:
     mfa_email_code: Limit = Limit(5, 900)  # emailed second-factor codes per account
     email_change: Limit = Limit(5, 3600)  # email-change requests per customer (answered RateLimited)
     email_change_address: Limit = Limit(3, 3600)  # verification mails per new address (silent)
+    # Passkeys: the relying party of applications without an override (None: passkeys off for them), and
+    # the overrides by client id (GATEWAY_WEBAUTHN_*, checked at start-up).
+    webauthn_default: RelyingParty | None = None
+    webauthn_applications: tuple[tuple[str, RelyingParty], ...] = ()
+    email_sign_in_ip: Limit = Limit(30, 3600)  # emailed sign-in requests per client IP (silent)
+    email_sign_in_email: Limit = Limit(5, 3600)  # emailed sign-in mails per address (silent)
+
+    def relying_party(self, client_id: str) -> RelyingParty | None:
+        """The relying party of the application with this client id; None: passkeys are off for it."""
+        return dict(self.webauthn_applications).get(client_id, self.webauthn_default)
 
 
 @dataclass(frozen=True)

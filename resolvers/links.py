@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from resolvers.context import Context
 from resolvers.errors import InvalidToken
@@ -41,13 +42,15 @@ def token_key(token: object) -> str | None:
 
 
 async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, path: str, *,
-                credential_version: int, base_url: str | None = None, new_email: str | None = None) -> str:
+                credential_version: int, base_url: str | None = None, new_email: str | None = None,
+                fields: dict[str, Any] | None = None) -> str:
     """Create a link token, revoking the subject's earlier link of this purpose in the same write, and
     return the full URL.
 
     ``credential_version`` is the subject's current one (required: every link is bound to it, and
     whoever consumes the link checks it with :func:`check_version`). ``new_email`` is kept with an
-    email-change link (the address it verifies).
+    email-change link (the address it verifies). ``fields``: more ``OneTimeTokenDocument`` fields written in
+    the same write (an emailed sign-in's code and destination).
 
     ``base_url`` replaces ``{public_url}{path}`` when the application hosts its own page; it is used only
     when it falls within the application's ``redirect_urls`` (``resolvers.urls.within``), else the hosted
@@ -62,7 +65,7 @@ async def issue(ctx: Context, purpose: str, subject_id: str, ttl_minutes: int, p
     await tokens.issue(OneTimeTokenDocument(
         id=tokens.link_id(purpose, subject_id), token_hash=token_hash(token), purpose=purpose,
         subject_id=subject_id, credential_version=credential_version, application_id=ctx.application.id,
-        created_at=now, expires_at=now + timedelta(minutes=ttl_minutes), new_email=new_email,
+        created_at=now, expires_at=now + timedelta(minutes=ttl_minutes), new_email=new_email, **(fields or {}),
     ))
     target = base_url or f"{ctx.rules.public_url}{path}"
     return f"{target}{'&' if '?' in target else '?'}token={token}"

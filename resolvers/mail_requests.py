@@ -18,14 +18,16 @@ from stores import customers
 from stores.documents import CustomerDocument, CustomerStatus
 
 
-async def accept(ctx: Context, job_kind: str, bucket: str, email: str, per_ip: Limit) -> None:
-    """Answer a mail request for ``email`` (already validated): write its job unless over a limit."""
+async def accept(ctx: Context, job_kind: str, bucket: str, email: str, per_ip: Limit,
+                 extra: dict | None = None) -> None:
+    """Answer a mail request for ``email`` (already validated): write its job unless over a limit.
+    ``extra``: more of the job's payload, checked already and the same whoever the address belongs to."""
     ctx.jobs.check_capacity()
     try:
         await ratelimit.hit_ip(ctx, f"{bucket}-ip", per_ip)
     except RateLimited:
         return  # silent: the answer is the same
-    job_id = await ctx.jobs.enqueue(job_kind, {"email_norm": normalize_identifier(email)})
+    job_id = await ctx.jobs.enqueue(job_kind, {**(extra or {}), "email_norm": normalize_identifier(email)})
     ctx.jobs.start(job_id)
 
 

@@ -49,6 +49,7 @@ from resolvers.mail_views import customer_view
 from resolvers.security import keyed_hash, new_id, new_link_token, token_hash
 from resolvers.self_service import Area, is_on, own_account
 from stores import customers, mfa, mfa_challenges
+from stores import passkeys as passkey_store
 from stores.documents import (
     CustomerDocument,
     FactorType,
@@ -72,10 +73,11 @@ REAUTHENTICATION_CHALLENGE_MINUTES = EMAIL_CODE_MINUTES  # it exists to carry on
 MAX_ATTEMPTS = 5
 MAX_CODE_INPUT = 64
 
-PRIMARY = (FactorType.TOTP, FactorType.EMAIL_OTP)  # what turns MFA on; recovery codes are their backup
-ORDER = {FactorType.TOTP: 0, FactorType.EMAIL_OTP: 1, FactorType.RECOVERY_CODE: 2}
+# What turns MFA on; recovery codes are their backup. A passkey (resolvers/passkeys.py) counts as one.
+PRIMARY = (FactorType.TOTP, FactorType.EMAIL_OTP, FactorType.PASSKEY)
+ORDER = {FactorType.PASSKEY: 0, FactorType.TOTP: 1, FactorType.EMAIL_OTP: 2, FactorType.RECOVERY_CODE: 3}
 LABELS = {FactorType.TOTP: "Authenticator app", FactorType.EMAIL_OTP: "Email codes",
-          FactorType.RECOVERY_CODE: "Recovery codes"}
+          FactorType.RECOVERY_CODE: "Recovery codes", FactorType.PASSKEY: "Passkey"}
 
 ALL_FACTORS = "Every second factor (reset by support)"
 MFA_NOTICE = "mfa_notice"
@@ -154,13 +156,19 @@ def offered_factors(policy: PolicyDocument, factors: list[MfaFactorDocument], *,
     """What a sign-in must be completed with: empty when it needs no second factor.
 
     The customer's confirmed factors (recovery codes only while some are left), when at least one of
-    them is a primary factor (TOTP, email codes) or the mode is REQUIRED; with REQUIRED and no primary
-    factor, an emailed code. A factor the customer enrolled protects their account under every
-    application of the identity store: another application's policy (mode OFF, a shorter factor list)
-    governs what can be enrolled there, never what a sign-in may skip. ``has_password=False`` (an
-    account without a password re-authenticating) adds the emailed code, its only way to prove itself.
+    them is a primary factor (TOTP, email codes, a passkey where it is one) or the mode is REQUIRED; with
+    REQUIRED and no primary factor, an emailed code. ``has_password=False`` (an account without a
+    password re-authenticating) adds the emailed code, its only way to prove itself.
+
+    A second factor the customer enrolled (TOTP, email codes, recovery codes) protects their account
+    under every application of the identity store: another application's policy (mode OFF, a shorter
+    factor list) governs what can be enrolled there, never what a sign-in may skip. A passkey is a way
+    in of its own first; it is also asked for as a second factor only where the policy makes it one
+    (``PASSKEY`` among the factors, passkeys on, mode not OFF).
     """
-    held = {f.type for f in factors if f.confirmed
+    passkey_is_factor = policy.mfa.mode != MfaMode.OFF and policy.passkeys.enabled \
+        and FactorType.PASSKEY in policy.mfa.factors
+    held = {f.type for f in factors if f.confirmed and (f.type != FactorType.PASSKEY or passkey_is_factor)
             and (f.type != FactorType.RECOVERY_CODE or f.recovery_code_hashes)}
     if not held & set(PRIMARY):
         if policy.mfa.mode != MfaMode.REQUIRED and has_password:
@@ -314,6 +322,11 @@ async def remove_factor(ctx: Context, factor_id: str) -> MfaFactorDocument:
     factor = await mfa.get(customer_id, factor_id)
     if factor is None:
         raise NotFound()
+    if factor.type == FactorType.PASSKEY:  # the passkey itself goes, under the last-login-method rule
+        from resolvers import passkeys  # (passkeys build on this module)
+
+        await passkeys.remove(ctx, factor_id)
+        return factor
     notice = await _prepare_notice(ctx, customer_id, factor.id, factor.type, "removed")
     if await mfa.delete(customer_id, factor_id) is None:
         raise NotFound()
@@ -325,7 +338,7 @@ async def remove_factor(ctx: Context, factor_id: str) -> MfaFactorDocument:
 
 async def reset_factors(ctx: Context, customer_id: str) -> int:
     """Helpdesk: remove every second factor of a customer (who lost their phone and their recovery codes),
-    and end their pending second-factor steps; how many factors went. They sign in with their password
+    their passkeys included, and end their pending second-factor steps; how many factors went. They sign in with their password
     alone afterwards (or with an emailed code when the policy requires MFA), and are told by mail.
     NotFound for an id outside the request's identity store."""
     customer = await customers.get(customer_id) if isinstance(customer_id, str) and 0 < len(customer_id) <= 64 \
@@ -335,6 +348,7 @@ async def reset_factors(ctx: Context, customer_id: str) -> int:
     factors = await mfa.list_for_customer(customer.id)
     notice = await _prepare_notice(ctx, customer.id, factors[0].id, factors[0].type, "reset") if factors else None
     removed = await mfa.delete_for_customer(customer.id)
+    await passkey_store.delete_for_customer(customer.id, ctx.now_ms())  # a lost phone takes its passkeys along
     await mfa_challenges.delete_for_customer(customer.id)
     if notice:
         ctx.jobs.start(notice)
@@ -380,7 +394,7 @@ async def start_sign_in(ctx: Context, customer: CustomerDocument, factors: list[
                         device: str | None) -> Challenge:
     """A sign-in challenge for a customer whose password was right: a random 192-bit token (stored as
     SHA-256), 5 minutes, bound to the credential version and the password hash verified. When an
-    emailed code is offered and no authenticator app is, the code is mailed at once."""
+    emailed code is offered and no authenticator app or passkey is, the code is mailed at once."""
     now = ctx.now()
     token = "gwm_" + new_link_token()
     challenge = MfaChallengeDocument(
@@ -390,7 +404,7 @@ async def start_sign_in(ctx: Context, customer: CustomerDocument, factors: list[
         created_at=now, expires_at=now + timedelta(minutes=CHALLENGE_MINUTES))
     await mfa_challenges.insert(challenge)
     sent = False
-    if FactorType.EMAIL_OTP in factors and FactorType.TOTP not in factors:
+    if FactorType.EMAIL_OTP in factors and FactorType.TOTP not in factors and FactorType.PASSKEY not in factors:
         sent = await _mail_code(ctx, challenge, customer) is not None
     await audit.record(ctx, "customer.mfa_challenged", subject_id=customer.id, actor_kind="public",
                        factors=[f.value for f in factors])
@@ -482,8 +496,11 @@ def _signed_in_customer(ctx: Context) -> str:
 def offered_for_reauthentication(policy: PolicyDocument, factors: list[MfaFactorDocument],
                                  customer: CustomerDocument) -> list[FactorType]:
     """The factors a session may re-authenticate with: those sign-in would ask for, plus an emailed code
-    for an account without a password."""
-    return offered_factors(policy, factors, has_password=customer.password_hash is not None)
+    for an account without a password (even when it holds a passkey, which does not re-authenticate)."""
+    offered = offered_factors(policy, factors, has_password=customer.password_hash is not None)
+    if customer.password_hash is None and FactorType.EMAIL_OTP not in offered:
+        offered = sorted([*offered, FactorType.EMAIL_OTP], key=ORDER.__getitem__)
+    return offered
 
 
 async def check_code(ctx: Context, customer_id: str, factor: FactorType, code: str,

@@ -28,13 +28,17 @@ def _username(problems: Problems, mode: str, username: str | None, email: str) -
     return email
 
 
-async def register(ctx: Context, *, email: str, password: str, username: str | None = None,
+async def register(ctx: Context, *, email: str, password: str | None, username: str | None = None,
                    given_name: str | None = None, family_name: str | None = None) -> None:
     """Create a pending account; its activation link is emailed after the answer.
 
     The answer, and the work done before it (the same database operations, the same hash), are the
     same whether or not the email is registered: an existing owner is told by email, after the
     answer, that someone tried to register with their address.
+
+    Under a passwordless policy the account gets no password (InvalidInput ``password`` NOT_ALLOWED when
+    one is given, so a form that still asks for one is noticed): once activated, its customer signs in
+    by an emailed link or code (``resolvers.email_sign_in``) and then adds a passkey.
     """
     if not ctx.policy.registration.enabled:
         raise FeatureDisabled()
@@ -45,11 +49,17 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     username = _username(problems, ctx.policy.username_mode, username, email)
     given_name = validate_name(problems, given_name, "givenName")
     family_name = validate_name(problems, family_name, "familyName")
-    if password and not is_text(password):
+    passwordless = ctx.policy.passwordless
+    if passwordless and password:
+        problems.add("password", "NOT_ALLOWED", "This application signs in without passwords: leave it out.")
+    elif not passwordless and password is None:
+        problems.add("password", "REQUIRED", "Choose a password.")
+    elif password and not is_text(password):
         problems.add("password", "INVALID", "Remove characters that are not valid text.")
     problems.raise_if_any()
-    check_password_policy(password or "", ctx.policy.password_policy,
-                          context=(email, email.split("@")[0], username))
+    if not passwordless:
+        check_password_policy(password or "", ctx.policy.password_policy,
+                              context=(email, email.split("@")[0], username))
 
     store_id = ctx.application.identity_store_id
     username_norm = normalize_identifier(username)
@@ -57,12 +67,12 @@ async def register(ctx: Context, *, email: str, password: str, username: str | N
     if ctx.policy.username_mode == UsernameMode.USERNAME and await customers.get_by_identifier(store_id, username_norm):
         _username_taken()
 
-    password_hash = await ctx.hasher.hash(password)
+    password_hash = None if passwordless else await ctx.hasher.hash(password)
     customer = CustomerDocument(
         id=new_id(), store_id=store_id, email=email, email_norm=normalize_identifier(email),
         username=username, username_norm=username_norm, given_name=given_name, family_name=family_name,
         given_name_norm=name_norm(given_name), family_name_norm=name_norm(family_name),
-        password_hash=password_hash, password_nfkc=True, status=CustomerStatus.PENDING, created_at=ctx.now(),
+        password_hash=password_hash, password_nfkc=password_hash is not None, status=CustomerStatus.PENDING, created_at=ctx.now(),
         locale=ctx.request.locale,
     )
     # The mail job is written first: once the account exists its mail cannot be lost, and a known

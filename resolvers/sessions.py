@@ -209,6 +209,19 @@ def _session_budget(ctx: Context, kind: AccountKind) -> list[tuple[str, str, Any
     return [(f"{kind.name}-reauthenticate", f"session:{ctx.principal.session_id}", ctx.rules.login_device)]
 
 
+def sign_in_budgets(ctx: Context, customer: CustomerDocument | None, device_token: str | None,
+                    identifier_norm: str = "") -> list[tuple[str, str, Any]]:
+    """The budgets a customer's sign-in attempt by another first factor (a passkey, an emailed code) counts
+    against: the password's, so every way in shares one budget per account (and a known device its own);
+    for an unknown account, the normalised identifier's."""
+    return _budgets(ctx, CUSTOMERS, customer, identifier_norm, device_token)
+
+
+async def count_attempt(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
+    """Count one attempt against each of ``budgets``, before checking it; RateLimited over any."""
+    await _count(ctx, budgets)
+
+
 async def _count(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
     """Count one attempt against each budget (before the check it guards); RateLimited over any."""
     for bucket, key, limit in budgets:
@@ -308,18 +321,31 @@ async def _challenge(ctx: Context, account: CustomerDocument, factors: list[Fact
 
 
 async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | None, code: str | None) -> SignedIn:
-    """Complete a sign-in with a second factor's code.
-
-    Each code counts against the challenge (the fifth wrong one ends it) and against the account's
-    sign-in budgets (those of the password step's client), before it is checked. InvalidCredentials
-    for a wrong (or already used) code; InvalidToken for an unknown, expired or ended challenge, or
-    when the account's credentials changed since the password step; RateLimited over a budget.
-    """
+    """Complete a sign-in with a second factor's code (:func:`complete_mfa`). A passkey answers through
+    ``resolvers.passkeys.finish_sign_in`` instead (InvalidInput on ``factor`` here)."""
     problems = mfa.code_problems(factor, code)
-    key = mfa.challenge_key(challenge_token)
-    if key is None:
+    if factor == FactorType.PASSKEY:
+        problems.add("factor", "INVALID", "A passkey answers with passkeySignInStart and passkeySignInFinish.")
+    if mfa.challenge_key(challenge_token) is None:
         problems.add("challengeToken", "REQUIRED", "Sign in with your password first.")
     problems.raise_if_any()
+    return await complete_mfa(ctx, challenge_token, factor,
+                              lambda customer, challenge: mfa.check_code(ctx, customer.id, factor, code, challenge))
+
+
+async def complete_mfa(ctx: Context, challenge_token: str, factor: FactorType,
+                       check: Callable[[CustomerDocument, Any], Awaitable[bool]]) -> SignedIn:
+    """Complete a sign-in's second-factor step with ``factor``, whose answer ``check(customer, challenge)``
+    verifies (and uses up).
+
+    Each answer counts against the challenge (the fifth wrong one ends it) and against the account's
+    sign-in budgets (those of the password step's client), before it is checked. InvalidCredentials
+    for a wrong (or already used) answer; InvalidToken for an unknown, expired or ended challenge, or
+    when the account's credentials changed since the password step; RateLimited over a budget.
+    """
+    key = mfa.challenge_key(challenge_token)
+    if key is None:
+        raise InvalidToken(CHALLENGE_ENDED)
     await ratelimit.hit_ip(ctx, "customer-login-ip", ctx.rules.login_ip)
     challenge = await mfa_challenges.count_attempt({"token_hash": key}, ctx.now(), mfa.MAX_ATTEMPTS)
     if challenge is None or challenge.purpose != MfaChallengePurpose.SIGN_IN \
@@ -333,7 +359,7 @@ async def verify_mfa(ctx: Context, challenge_token: str, factor: FactorType | No
         raise InvalidToken(CHALLENGE_ENDED)
     budgets = _budgets(ctx, CUSTOMERS, customer, "", None, device=challenge.device)
     await _count(ctx, budgets)
-    if factor not in challenge.factors or not await mfa.check_code(ctx, customer.id, factor, code, challenge):
+    if factor not in challenge.factors or not await check(customer, challenge):
         if challenge.attempts >= mfa.MAX_ATTEMPTS:
             await mfa_challenges.delete(challenge.id)
         await audit.record(ctx, "customer.mfa_failed", subject_id=customer.id, actor_kind="public",

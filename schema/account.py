@@ -20,7 +20,8 @@ from schema.errors import (
 @strawberry.input
 class AccountRegisterInput:
     email: str
-    password: str
+    password: str | None = strawberry.field(
+        default=None, description="Required, unless the application's policy is passwordless: then leave it out.")
     username: str | None = strawberry.UNSET
     given_name: str | None = strawberry.UNSET
     family_name: str | None = strawberry.UNSET

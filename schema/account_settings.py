@@ -21,6 +21,7 @@ from schema.errors import (
 from schema.permissions import IsCustomer, requires
 from schema.security import MfaFactor
 from stores.documents import LinkedIdentity as LinkedIdentityDocument
+from stores.documents import PasskeyDocument
 
 
 def _from_ms(ms: int | None) -> datetime | None:
@@ -42,17 +43,37 @@ class LinkedIdentity:
                    linked_at=_from_ms(doc.linked_at_ms))
 
 
-@strawberry.type(description="How the customer signs in. The password and each linked identity are ways in; "
-                              "MFA factors are second factors, asked for after one of them.")
+@strawberry.type(description="A passkey (WebAuthn credential) of the customer: a way in on its own, and a second "
+                              "factor where the policy offers PASSKEY. Never shows the key.")
+class Passkey:
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    backed_up: bool = strawberry.field(description="The key is synced (backed up) by its provider, so it survives "
+                                                   "the loss of one device.")
+    aaguid: str = strawberry.field(description="The authenticator model's AAGUID (all zeros when it gives none).")
+
+    @classmethod
+    def from_doc(cls, doc: PasskeyDocument) -> Passkey:
+        return cls(id=strawberry.ID(doc.id), name=doc.name, created_at=doc.created_at,
+                   last_used_at=_from_ms(doc.last_used_at_ms), backed_up=doc.backed_up, aaguid=doc.aaguid)
+
+
+@strawberry.type(description="How the customer signs in. The password, each linked identity and each passkey are "
+                              "ways in; MFA factors are second factors, asked for after one of them.")
 class LoginMethods:
     password: bool = strawberry.field(description="True when the account has a password (false: passwordless).")
-    mfa_factors: list[MfaFactor] = strawberry.field(description="Confirmed second factors, oldest first.")
+    mfa_factors: list[MfaFactor] = strawberry.field(description="Confirmed second factors, oldest first (passkeys "
+                                                                "are listed under `passkeys`).")
     linked_identities: list[LinkedIdentity]
+    passkeys: list[Passkey] = strawberry.field(description="Oldest first, with name, creation and last use.")
 
     @classmethod
     def of(cls, methods: account.LoginMethods) -> LoginMethods:
         return cls(password=methods.password, mfa_factors=[MfaFactor.from_doc(f) for f in methods.mfa_factors],
-                   linked_identities=[LinkedIdentity.from_doc(i) for i in methods.linked_identities])
+                   linked_identities=[LinkedIdentity.from_doc(i) for i in methods.linked_identities],
+                   passkeys=[Passkey.from_doc(p) for p in methods.passkeys])
 
 
 LoginMethodsResult = Annotated[LoginMethods | FeatureDisabledError | NotFoundError,

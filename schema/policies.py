@@ -81,6 +81,17 @@ class MfaPolicy:
     factors: list[MfaFactorType]
 
 
+@strawberry.type(description="Passkeys (WebAuthn): adding them and signing in with one alone. As a second factor "
+                              "they also need PASSKEY among mfa.factors.")
+class PasskeyPolicy:
+    enabled: bool
+
+
+@strawberry.type(description="Emailed one-time sign-in links and 6-digit codes (10 minutes, one use).")
+class EmailSignInPolicy:
+    enabled: bool
+
+
 @strawberry.type(description="NIST SP 800-63B: length only, no composition rules.")
 class PasswordPolicy:
     min_length: int
@@ -110,6 +121,8 @@ class SelfServicePolicy:
     account_deletion: AccountDeletionPolicy
     mfa: MfaPolicy
     passwordless: bool
+    passkeys: PasskeyPolicy
+    email_sign_in: EmailSignInPolicy
     password_policy: PasswordPolicy
     sessions: SessionPolicy
     reauthentication_max_age_minutes: int = strawberry.field(
@@ -130,6 +143,8 @@ class SelfServicePolicy:
             account_deletion=AccountDeletionPolicy(**doc.account_deletion.model_dump()),
             mfa=MfaPolicy(mode=MfaMode(doc.mfa.mode.value), factors=[MfaFactorType(f.value) for f in doc.mfa.factors]),
             passwordless=doc.passwordless,
+            passkeys=PasskeyPolicy(**doc.passkeys.model_dump()),
+            email_sign_in=EmailSignInPolicy(**doc.email_sign_in.model_dump()),
             password_policy=PasswordPolicy(**doc.password_policy.model_dump()),
             sessions=SessionPolicy(**doc.sessions.model_dump()),
             reauthentication_max_age_minutes=doc.reauthentication_max_age_minutes,
@@ -185,6 +200,16 @@ class MfaPolicyInput:
 
 
 @strawberry.input
+class PasskeyPolicyInput:
+    enabled: bool | None = strawberry.UNSET
+
+
+@strawberry.input
+class EmailSignInPolicyInput:
+    enabled: bool | None = strawberry.UNSET
+
+
+@strawberry.input
 class PasswordPolicyInput:
     min_length: int | None = strawberry.UNSET
     max_length: int | None = strawberry.UNSET
@@ -212,6 +237,8 @@ class SelfServicePolicyInput:
     account_deletion: AccountDeletionPolicyInput | None = strawberry.UNSET
     mfa: MfaPolicyInput | None = strawberry.UNSET
     passwordless: bool | None = strawberry.UNSET
+    passkeys: PasskeyPolicyInput | None = strawberry.UNSET
+    email_sign_in: EmailSignInPolicyInput | None = strawberry.UNSET
     password_policy: PasswordPolicyInput | None = strawberry.UNSET
     sessions: SessionPolicyInput | None = strawberry.UNSET
     reauthentication_max_age_minutes: int | None = strawberry.UNSET

@@ -21,7 +21,9 @@ from schema.admins import AdminsMutations, AdminsQueries
 from schema.api_keys import ApiKeyMutations, ApiKeyQueries
 from schema.applications import ApplicationMutations, ApplicationQueries
 from schema.audit import AuditQueries
+from schema.email_sign_in import EmailSignInMutations
 from schema.errors import EXCEPTION_HANDLERS
+from schema.passkeys import PasskeyMutations
 from schema.policies import PolicyMutations, PolicyQueries
 from schema.privacy import PrivacyMutations
 from schema.profile import ProfileMutations, ProfileQueries
@@ -80,6 +82,8 @@ class Mutation(
     AdminsMutations,
     ApiKeyMutations,
     AccountSettingsMutations,
+    PasskeyMutations,
+    EmailSignInMutations,
     PrivacyMutations,
     SocialMutations,
 ):

@@ -14,6 +14,7 @@ from schema.errors import (
     FeatureDisabledError,
     InvalidCredentialsError,
     InvalidInputError,
+    LastLoginMethodError,
     NotFoundError,
     PasswordPolicyError,
     RateLimitedError,
@@ -28,6 +29,7 @@ class MfaFactorType(Enum):
     TOTP = "TOTP"
     RECOVERY_CODE = "RECOVERY_CODE"
     EMAIL_OTP = "EMAIL_OTP"
+    PASSKEY = "PASSKEY"  # answered with passkeySignInStart / passkeySignInFinish, not a code
 
 
 def factor_type(value: MfaFactorType | None) -> FactorType | None:
@@ -144,7 +146,8 @@ MfaRecoveryCodesRegenerateResult = Annotated[
     strawberry.union("MfaRecoveryCodesRegenerateResult"),
 ]
 MfaFactorRemoveResult = Annotated[
-    MfaFactorRemoved | NotFoundError | FeatureDisabledError | ReauthenticationRequiredError,
+    MfaFactorRemoved | NotFoundError | FeatureDisabledError | ReauthenticationRequiredError
+    | LastLoginMethodError,  # a passkey (its removal keeps the last-login-method rule)
     strawberry.union("MfaFactorRemoveResult"),
 ]
 

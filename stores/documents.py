@@ -50,6 +50,7 @@ class FactorType(StrEnum):
     TOTP = "TOTP"
     RECOVERY_CODE = "RECOVERY_CODE"
     EMAIL_OTP = "EMAIL_OTP"
+    PASSKEY = "PASSKEY"  # a WebAuthn assertion (resolvers/passkeys.py): presence is enough as a second factor
 
 
 class RegistrationPolicy(BaseModel):
@@ -91,6 +92,18 @@ class AccountDeletionPolicy(BaseModel):
 class MfaPolicy(BaseModel):
     mode: MfaMode = MfaMode.OPTIONAL
     factors: list[FactorType] = Field(default_factory=lambda: list(FactorType))
+
+
+class PasskeyPolicy(BaseModel):
+    """Passkeys (WebAuthn): registering them and signing in with one alone (with user verification)."""
+
+    enabled: bool = True
+
+
+class EmailSignInPolicy(BaseModel):
+    """Emailed one-time sign-in links and 6-digit codes (10 minutes, single use; resolvers/email_sign_in.py)."""
+
+    enabled: bool = False
 
 
 class PasswordPolicy(BaseModel):
@@ -139,6 +152,8 @@ class PolicyDocument(Document):
     account_deletion: AccountDeletionPolicy = Field(default_factory=AccountDeletionPolicy)
     mfa: MfaPolicy = Field(default_factory=MfaPolicy)
     passwordless: bool = False
+    passkeys: PasskeyPolicy = Field(default_factory=PasskeyPolicy)
+    email_sign_in: EmailSignInPolicy = Field(default_factory=EmailSignInPolicy)
     password_policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
     sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     reauthentication_max_age_minutes: int = 10
@@ -247,6 +262,8 @@ class CustomerDocument(Document):
     given_name_norm: str | None = None
     family_name_norm: str | None = None
     linked_identities: list[LinkedIdentity] = Field(default_factory=list)
+    # How many passkeys are ways in (stores/passkeys.py); the last-login-method rule conditions on it.
+    passkey_count: int = 0
     password_hash: str | None = None  # None: no password (a passwordless account)
     # True when password_hash was computed from the NFKC form of the password (every hash made since
     # passwords are normalised); an older hash is verified once against the raw form, then replaced.
@@ -437,6 +454,11 @@ class OneTimeTokenDocument(Document):
     used: bool = False
     used_at_ms: int | None = None
     new_email: str | None = None  # email_change: the address being verified; the email only once confirmed
+    # email_sign_in: the 6-digit code mailed with the link (SHA-256 over the subject and the code), the wrong
+    # codes tried so far, and where the confirmed link sends the browser (within the application's redirect URLs).
+    code_hash: str | None = None
+    code_attempts: int = 0
+    redirect_url: str | None = None
 
     class Settings:
         name = "one_time_tokens"
@@ -787,6 +809,58 @@ class LinkedIdentityClaimDocument(Document):
     class Settings:
         name = "linked_identity_claims"
         indexes = [IndexModel([("customer_id", 1)], name="customer")]
+class PasskeyDocument(Document):
+    """A customer's passkey (a WebAuthn discoverable credential), a way in and a second factor.
+
+    ``_id`` is the public id (``passkeyRemove``); ``credential_id`` (base64url, as the browser sends it)
+    is unique. The public key is the COSE key the authenticator gave at registration; ``sign_count`` is
+    the authenticator's counter as last seen (a clone shows one that does not grow).
+    """
+
+    id: str = Field(alias="_id")
+    customer_id: str
+    credential_id: str
+    public_key: str  # base64url of the COSE_Key
+    sign_count: int = 0
+    transports: list[str] = Field(default_factory=list)
+    aaguid: str = ""
+    backup_eligible: bool = False
+    backed_up: bool = False
+    rp_id: str  # the relying party it was registered with: usable only there
+    name: str
+    created_at: datetime
+    last_used_at_ms: int | None = None
+    updated_at_ms: int | None = None
+
+    class Settings:
+        name = "passkeys"
+        indexes = [IndexModel([("credential_id", 1)], unique=True, name="credential_id_unique"),
+                   IndexModel([("customer_id", 1)], name="customer")]
+
+
+class WebAuthnCeremony(StrEnum):
+    REGISTRATION = "registration"  # a signed-in customer adds a passkey
+    SIGN_IN = "sign_in"  # anyone: a discoverable credential, user verification required
+    SECOND_FACTOR = "second_factor"  # the second-factor step of a sign-in (an MFA challenge), presence enough
+
+
+class WebAuthnChallengeDocument(Document):
+    """A WebAuthn challenge we issued. ``_id`` is the SHA-256 of the challenge bytes (the browser returns the
+    challenge inside clientDataJSON, so it names its own ceremony); deleted by the one use that consumes it."""
+
+    id: str = Field(alias="_id")
+    ceremony: WebAuthnCeremony
+    application_id: str
+    customer_id: str | None = None  # REGISTRATION, SECOND_FACTOR: whose
+    credential_version: int = 0  # REGISTRATION: the customer's when it began
+    mfa_challenge_id: str | None = None  # SECOND_FACTOR: the sign-in's challenge it answers
+    created_at: datetime
+    expires_at: datetime
+
+    class Settings:
+        name = "webauthn_challenges"
+        indexes = [IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl"),
+                   IndexModel([("customer_id", 1)], name="customer")]
 
 
 ALL_DOCUMENTS = [
@@ -811,4 +885,6 @@ ALL_DOCUMENTS = [
     IdentityProviderDocument,
     SocialFlowDocument,
     LinkedIdentityClaimDocument,
+    PasskeyDocument,
+    WebAuthnChallengeDocument,
 ]

@@ -26,8 +26,10 @@ from stores.documents import (
     MfaFactorDocument,
     OneTimeTokenDocument,
     OutboxDocument,
+    PasskeyDocument,
     SessionDocument,
     SocialFlowDocument,
+    WebAuthnChallengeDocument,
 )
 
 MFA_CHALLENGES = "mfa_challenges"  # sign-in challenges (stores/mfa_challenges.py): by name, they may not be bound yet
@@ -47,6 +49,8 @@ TRACES = (
     Trace(ConsentEventDocument.Settings.name, ("customer_id",)),
     Trace(SocialFlowDocument.Settings.name, ("customer_id",)),  # social sign-ins and linkings (grants)
     Trace(LinkedIdentityClaimDocument.Settings.name, ("customer_id",)),  # which provider identities are theirs
+    Trace(PasskeyDocument.Settings.name, ("customer_id",)),  # public keys and names of their passkeys
+    Trace(WebAuthnChallengeDocument.Settings.name, ("customer_id",)),  # passkey ceremonies under way
     Trace(AuditEventDocument.Settings.name, ("subject_id", "actor_id")),  # the deletion event is written after
 )
 

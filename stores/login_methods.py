@@ -10,6 +10,7 @@ from datetime import datetime
 from pymongo.errors import DuplicateKeyError
 
 from stores.documents import CustomerDocument, LinkedIdentity, LinkedIdentityClaimDocument
+from stores.passkeys import count_is
 
 
 def _col():
@@ -40,9 +41,10 @@ async def add_linked_identity(customer_id: str, identity: LinkedIdentity) -> boo
 
 
 async def remove_linked_identity(customer_id: str, identity_id: str, *, expected_count: int,
-                                 expected_password_hash: str | None, now_ms: int) -> bool:
+                                 expected_password_hash: str | None, now_ms: int, expected_passkeys: int = 0) -> bool:
     """Unlink one identity, only if the customer's ways in are still those the caller counted: as many
-    linked identities (``expected_count``) and the same password hash (None: no password).
+    linked identities (``expected_count``), the same password hash (None: no password) and as many passkeys
+    (``expected_passkeys``, see ``stores.passkeys``).
 
     So of two concurrent removals that would together leave no way in, at most one succeeds. False when
     nothing matched (the identity is gone, or the ways in changed: read again).
@@ -51,7 +53,8 @@ async def remove_linked_identity(customer_id: str, identity_id: str, *, expected
         {"_id": customer_id, "linked_identities.id": identity_id,
          "linked_identities": {"$size": expected_count},
          # {"$in": [None]} matches a stored null on nx-27017 as on MongoDB ({"field": None} does not there).
-         "password_hash": {"$in": [expected_password_hash]}},
+         "password_hash": {"$in": [expected_password_hash]},
+         "passkey_count": count_is(expected_passkeys)},
         {"$pull": {"linked_identities": {"id": identity_id}}, "$set": {"updated_at_ms": now_ms}},
     )
     return result.modified_count == 1

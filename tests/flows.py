@@ -196,3 +196,79 @@ async def record_consent(customer_id: str, application_id: str, key: str, now, *
     await consents.append(ConsentEventDocument(
         id=uuid.uuid4().hex, customer_id=customer_id, application_id=application_id, key=key, version=1,
         granted=True, at=now, ip_address=ip_address, user_agent=user_agent))
+
+
+class SoftPasskey:
+    """A passkey on a software authenticator (``soft-webauthn``), speaking the JSON forms browsers use:
+    :meth:`create` takes ``PublicKeyCredentialCreationOptionsJSON`` and returns what
+    ``credential.toJSON()`` gives, :meth:`get` likewise for a sign-in. ``user_verified`` sets the UV flag
+    (soft-webauthn sets only user presence); ``sign_count`` can be set back to act as a clone."""
+
+    def __init__(self, *, user_verified: bool = True) -> None:
+        from soft_webauthn import SoftWebauthnDevice
+
+        self.device = SoftWebauthnDevice()
+        self.user_verified = user_verified
+
+    @staticmethod
+    def _b64(data: bytes) -> str:
+        import base64
+
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    @staticmethod
+    def _bytes(text: str) -> bytes:
+        import base64
+
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    @property
+    def credential_id(self) -> str:
+        return self._b64(self.device.credential_id)
+
+    @property
+    def sign_count(self) -> int:
+        return self.device.sign_count
+
+    @sign_count.setter
+    def sign_count(self, value: int) -> None:
+        self.device.sign_count = value
+
+    def _flags(self, flags: int) -> int:
+        return flags | 0x04 if self.user_verified else flags
+
+    def create(self, public_key: dict, origin: str) -> dict:
+        from fido2 import cbor
+
+        options = {"publicKey": {**public_key, "challenge": self._bytes(public_key["challenge"]),
+                                 "user": {**public_key["user"], "id": self._bytes(public_key["user"]["id"])}}}
+        made = self.device.create(options, origin)
+        attestation = cbor.decode(made["response"]["attestationObject"])
+        auth_data = bytearray(attestation["authData"])
+        auth_data[32] = self._flags(auth_data[32])
+        attestation["authData"] = bytes(auth_data)
+        return {"id": self.credential_id, "rawId": self.credential_id, "type": "public-key",
+                "response": {"clientDataJSON": self._b64(made["response"]["clientDataJSON"]),
+                             "attestationObject": self._b64(cbor.encode(attestation)), "transports": ["internal"]},
+                "clientExtensionResults": {}}
+
+    def get(self, public_key: dict, origin: str, *, rp_id: str | None = None) -> dict:
+        """An assertion for ``public_key`` (request options JSON) from ``origin``; ``rp_id`` signs for
+        another relying party than the one it was made for (a wrong RP id)."""
+        import json
+        import struct
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from fido2.utils import sha256
+
+        self.device.sign_count += 1
+        client_data = json.dumps({"type": "webauthn.get", "challenge": public_key["challenge"],
+                                  "origin": origin}).encode()
+        auth_data = sha256((rp_id or self.device.rp_id).encode()) + bytes([self._flags(0x01)]) \
+            + struct.pack(">I", self.device.sign_count)
+        signature = self.device.private_key.sign(auth_data + sha256(client_data), ec.ECDSA(hashes.SHA256()))
+        return {"id": self.credential_id, "rawId": self.credential_id, "type": "public-key",
+                "response": {"clientDataJSON": self._b64(client_data), "authenticatorData": self._b64(auth_data),
+                             "signature": self._b64(signature), "userHandle": self._b64(self.device.user_handle)},
+                "clientExtensionResults": {}}

@@ -90,7 +90,8 @@ CASES = [
     ("register-email-wrong-type", REGISTER, reg(12345), VALIDATION, "email"),
     ("register-password-wrong-type", REGISTER, reg(password=["a", "list"]), VALIDATION, "password"),
     ("register-input-wrong-type", REGISTER, {"input": "a string"}, VALIDATION, "input"),
-    ("register-missing-password", REGISTER, {"input": {"email": "a@example.com"}}, VALIDATION, "password"),
+    # optional in the schema (a passwordless policy takes none), required by the default policy
+    ("register-missing-password", REGISTER, {"input": {"email": "a@example.com"}}, "InvalidInputError", "password"),
     ("register-null-email", REGISTER, reg(None), VALIDATION, "email"),
     ("register-no-input", REGISTER, {}, VALIDATION, "input"),
     ("register-unknown-field", REGISTER, reg(isAdmin=True), VALIDATION, "isAdmin"),

@@ -30,6 +30,8 @@ PUBLIC = frozenset({
     "emailChangeConfirm", "sessionMfaVerify", "sessionMfaCodeSend",
     # social sign-in: the application's providers, a flow's start, and the grant the redirect carried
     "socialSignInProviders", "socialSignInStart", "socialSignInComplete",
+    # other ways in: a passkey's signature, an emailed code or the grant of a confirmed sign-in link
+    "passkeySignInStart", "passkeySignInFinish", "emailSignInRequest", "emailSignInCodeVerify", "emailSignInComplete",
 })
 # Admin fields about the signed-in admin itself: any admin, no permission.
 ADMIN_SELF = frozenset({"adminMe"})

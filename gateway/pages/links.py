@@ -22,12 +22,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.pages.i18n import N_
 from gateway.pages.kit import Page, PageKit
-from resolvers import account, admins, links, profile, registration
+from resolvers import account, admins, email_sign_in, links, profile, registration
 from resolvers.context import Context
 from resolvers.errors import InvalidInput, InvalidToken, PasswordMismatch, PasswordPolicyViolation, RateLimited
 from resolvers.links import LinkState
@@ -41,7 +41,9 @@ class ConfirmLinkPage:
     must only read; ``consume(ctx, token)`` uses it up (``CONFIRMED``, ``ALREADY_DONE``, ``INVALID``).
     Texts are English message ids marked with ``N_`` (translated when shown) and may name the
     application as ``%(application)s``. With ``resend``, the invalid page offers a form (``POST
-    {path}/resend``, field ``email``) that asks for a new link.
+    {path}/resend``, field ``email``) that asks for a new link. A ``consume`` that puts a URL in
+    ``ctx.extras["redirect_to"]`` (one it checked against the application's redirect URLs) sends the
+    browser there instead of showing the confirmed page (an emailed sign-in link hands over its grant).
     """
 
     path: str
@@ -108,6 +110,19 @@ CONFIRM_LINKS: tuple[ConfirmLinkPage, ...] = (
         invalid_heading=N_("This link is invalid or has expired"),
         invalid_text=N_("Undo links work once, and only until the account is deleted."),
         peek=account.peek_undo, consume=account.confirm_undo,
+    ),
+    ConfirmLinkPage(
+        path=email_sign_in.LINK_PATH, purpose=email_sign_in.PURPOSE, title=N_("Sign in"),
+        question_heading=N_("Sign in"),
+        question=N_("Confirm that you want to sign in to %(application)s in this browser."),
+        button=N_("Sign me in"),
+        confirmed_heading=N_("You are signed in"), confirmed_text=N_("Return to %(application)s to continue."),
+        already_heading=N_("This link was used already"),
+        already_text=N_("Sign-in links work once. Ask %(application)s for a new one."),
+        invalid_heading=N_("This link is invalid or has expired"),
+        invalid_text=N_("Sign-in links work once, within 10 minutes of being sent. "
+                        "Ask %(application)s for a new one."),
+        peek=email_sign_in.peek_link, consume=email_sign_in.confirm_link,
     ),
 )
 
@@ -180,7 +195,11 @@ def routes(kit: PageKit) -> list[Route]:
                 refusal = kit.refusal(page, form, entry.path)
                 if refusal is not None:
                     return kit.refused(page, entry.path, refusal, _again(entry.path, token))
-                return show(page, await entry.consume(page.ctx, token))
+                state = await entry.consume(page.ctx, token)
+                target = page.ctx.extras.get(email_sign_in.REDIRECT_TO)
+                if state is LinkState.CONFIRMED and target:
+                    return RedirectResponse(target, status_code=303)
+                return show(page, state)
             token = request.query_params.get("token", "")
             page = await kit.open(request, link_token=token)
             state = await entry.peek(page.ctx, token)
