@@ -187,7 +187,10 @@ async def change_password(ctx, current_password: str, new_password: str, confirm
                           context=(customer.email, customer.email.split("@")[0], customer.username))
     await sign_in.check_own_password(ctx, customer, current_password)
     password_hash = await ctx.hasher.hash(new_password)
-    change_id = await notifications.prepare_credential_notice(ctx, customer.id, "password_changed")
+    # The follow-up ends the sessions of older credential versions, but never this one (it may run
+    # before this session is moved to the new version below).
+    change_id = await notifications.prepare_credential_notice(ctx, customer.id, "password_changed",
+                                                              keep_session_id=ctx.principal.session_id)
     if not await customers.set_password(customer.id, password_hash, customer.credential_version, ctx.now_ms(),
                                         change_id):
         raise InvalidCredentials("Your password was changed meanwhile. Sign in again.")

@@ -148,3 +148,28 @@ async def test_a_password_change_needs_a_signed_in_customer(gql):
 
     # then the caller is told to sign in
     assert_denied(result, "UNAUTHENTICATED")
+
+
+async def test_the_follow_up_of_a_password_change_never_ends_the_session_that_made_it(gql, mailbox, runtime,
+                                                                                    monkeypatch):
+    from stores import sessions as session_store
+
+    # given a signed-in customer, and a gateway where the change's follow-up job runs before the
+    # session that made the change is moved to the new credential version (as it may, on a busy instance)
+    email = unique_email("follow-up")
+    token = await active_customer(gql, mailbox, email)
+    moved = session_store.set_credential_version
+
+    async def late(session_id, credential_version):
+        await runtime.drain()  # the follow-up job (purge older sessions, mail the notice) has run
+        await moved(session_id, credential_version)
+
+    monkeypatch.setattr(session_store, "set_credential_version", late)
+
+    # when they change their password
+    changed = assert_no_errors(await gql(CHANGE, change(), token=token))["passwordChange"]
+    await runtime.drain()
+
+    # then the session that made the change still works
+    assert changed["__typename"] == "PasswordChanged"
+    assert assert_no_errors(await gql(ME, token=token))["me"]["email"] == email
