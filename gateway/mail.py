@@ -111,6 +111,10 @@ class OutboxMailer:
         finds their mail by it, whatever the address). ``erase_when_done``: no record is kept once it is
         sent or dead (mail to an erased account).
         """
+        if self._smtp is None and erase_when_done:
+            # The development outbox keeps what it stores; mail that must leave no record is not stored.
+            logger.info("development outbox: %s mail not kept (it must leave no record)", kind)
+            return
         rendered = await render_for(self._render_pool, application, kind, variables, locale)
         now = self._clock.now()
         now_ms = epoch_ms(now)

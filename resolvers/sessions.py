@@ -51,6 +51,7 @@ from resolvers.errors import (
     NotFound,
     Problems,
     ReauthenticationRequired,
+    forbidden,
     unauthenticated,
 )
 from resolvers.identifiers import identifier_key
@@ -476,8 +477,12 @@ async def _reauthentication_code(ctx: Context, customer: CustomerDocument, facto
 
 
 async def sign_out(ctx: Context) -> None:
+    """End the session that made the request. Forbidden for a partner API key: it has no session (revoke
+    the key instead)."""
     if ctx.principal is None:
         raise unauthenticated()
+    if ctx.principal.api_key_name is not None:
+        raise forbidden()
     await sessions.delete(ctx.principal.session_id)
     await audit.record(ctx, f"{ctx.principal.kind}.logout", subject_id=ctx.principal.subject_id,
                        session_id=ctx.principal.session_id)

@@ -196,3 +196,21 @@ async def test_a_made_up_key_is_nobody_and_a_key_is_no_admin_session(gql, runtim
     # then the made-up key is nobody, and the real key is no admin
     assert_denied(forged, "UNAUTHENTICATED")
     assert assert_no_errors(me)["adminMe"] is None
+
+
+async def test_a_key_has_no_session_to_end_and_is_no_admin(gql, runtime):
+    # given a working key
+    _, _, owner = await signed_in_admin(runtime, gql)
+    created = await create_key(gql, owner, ["customers:read"])
+
+    # when it asks to end "its session", and who it is
+    ended = await gql("mutation { sessionEnd { ended } }", token=created["key"])
+    me = await gql(ADMIN_ME, token=created["key"])
+
+    # then the first is refused (a key is revoked, not signed out), it still works, and it is no admin
+    assert_denied(ended, "FORBIDDEN")
+    assert_no_errors(await gql(CUSTOMERS, token=created["key"]))
+    assert assert_no_errors(me)["adminMe"] is None
+    logouts = await AuditEventDocument.get_pymongo_collection().count_documents(
+        {"type": "admin.logout", "actor_id": created["apiKey"]["id"]})
+    assert logouts == 0

@@ -214,3 +214,23 @@ async def test_an_accepted_mail_request_survives_a_failed_outbox_write(gql, mail
     # then the mail arrives once the request's job runs again
     await run_jobs_later(runtime, clock)
     await mailbox.wait_for(email, subject, count=before + 1 if state == "pending" else 1)
+
+
+async def test_without_smtp_mail_that_must_leave_no_record_is_not_stored(settings, clock):
+    # given a development gateway (no SMTP: mail stays in the outbox, its links logged)
+    development = settings.model_copy(update={"smtp_url": None})
+    async with running_gateway(development, clock) as (app, _):
+        runtime = app.state.runtime
+        erased, kept = unique_email("erased"), unique_email("kept")
+
+        # when it "sends" the goodbye mail of an erased account, and an ordinary mail
+        def view(email: str) -> dict:
+            return {"customer": {"email": email, "username": None, "given_name": None, "family_name": None}}
+
+        await runtime.mailer.send("account_deleted", erased, view(erased), runtime.default_application,
+                                  erase_when_done=True)
+        await runtime.mailer.send("account_deleted", kept, view(kept), runtime.default_application)
+
+        # then only the ordinary one is in the outbox: nothing names the erased address
+        stored = await OutboxDocument.get_pymongo_collection().find({"to": {"$in": [erased, kept]}}).to_list()
+        assert [doc["to"] for doc in stored] == [kept]
