@@ -88,6 +88,7 @@ def build_rules(settings: Settings) -> Rules:
         mfa_email_code=limit(settings.mfa_email_code_attempts, settings.mfa_email_code_window_seconds),
         email_change=limit(settings.email_change_attempts, settings.email_change_window_seconds),
         email_change_address=limit(settings.email_change_address_attempts, settings.email_change_window_seconds),
+        max_sessions_per_subject=settings.max_sessions_per_subject,
     )
 
 

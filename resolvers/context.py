@@ -101,6 +101,7 @@ class Rules:
     mfa_email_code: Limit = Limit(5, 900)  # emailed second-factor codes per account
     email_change: Limit = Limit(5, 3600)  # email-change requests per customer (answered RateLimited)
     email_change_address: Limit = Limit(3, 3600)  # verification mails per new address (silent)
+    max_sessions_per_subject: int = 50  # live sessions a customer or admin keeps; a new one ends the least recently active
 
 
 @dataclass(frozen=True)
