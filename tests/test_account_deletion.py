@@ -21,6 +21,7 @@ from tests.flows import (
     PASSWORD,
     active_customer,
     add_totp_factor,
+    admin_token,
     confirm_from_page,
     link_identity,
     new_application,
@@ -302,6 +303,36 @@ async def test_an_account_an_admin_enabled_again_is_not_erased_and_can_be_delete
     again = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token, headers=headers))
     assert again["accountDelete"]["__typename"] == "AccountDeleted" and again["accountDelete"]["erased"] is False
     assert (await customers.get(me)).deletion_job_id not in (None, first_job)
+
+
+CUSTOMER_DISABLE = 'mutation($id: ID!) { customerDisable(id: $id) { __typename ... on Customer { status } } }'
+CUSTOMER_ENABLE = 'mutation($id: ID!) { customerEnable(id: $id) { __typename ... on Customer { status } } }'
+
+
+async def test_a_deletion_an_admin_cancelled_does_not_fire_when_the_account_is_disabled_again(gql, mailbox, runtime,
+                                                                                             clock):
+    # given a scheduled deletion that an admin cancels by enabling the account, then disables it (an
+    # investigation) before the grace period ends
+    headers, _, me, email, _, _ = await schedule(gql, mailbox, runtime, "cancelled", 3)
+    first_job = (await customers.get(me)).deletion_job_id
+    admin = await admin_token(runtime, gql)
+    enabled = assert_no_errors(await gql(CUSTOMER_ENABLE, {"id": me}, token=admin))["customerEnable"]
+    disabled = assert_no_errors(await gql(CUSTOMER_DISABLE, {"id": me}, token=admin))["customerDisable"]
+    assert (enabled["status"], disabled["status"]) == ("ACTIVE", "DISABLED")
+
+    # when the grace period has passed and the jobs run
+    clock.advance(days=3, minutes=1)
+    await runtime.jobs.run(first_job)
+    await runtime.jobs.run_due()
+
+    # then the account still exists, and once enabled its owner signs in (without the stand-in factor, whose
+    # secret is no real sealed one)
+    kept = await customers.get(me)
+    assert kept is not None and kept.deletion_job_id is None and kept.deletion_due_at_ms is None
+    admin = await admin_token(runtime, gql)  # the first one's session has ended meanwhile
+    assert_no_errors(await gql(CUSTOMER_ENABLE, {"id": me}, token=admin))
+    await mfa_store.delete_for_customer(me)
+    assert (await sign_in(gql, email, headers=headers))["__typename"] == "SessionCreated"
 
 
 async def test_mail_to_an_address_the_customer_changed_from_is_erased_too(gql, mailbox, runtime):
