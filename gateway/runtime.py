@@ -41,6 +41,7 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
                 profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice,
                 account.ERASURE_JOB: account.run_erasure,
+                account.ERASURE_FOLLOW_UP_JOB: account.run_erasure_follow_up,
                 account.DELETION_NOTICE_JOB: account.send_deletion_notice}
 DEFERRED_RETRY_AFTER_SECONDS = 5
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
