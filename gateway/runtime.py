@@ -17,7 +17,7 @@ from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
 from resolvers import account, mfa, notifications, profile, recovery, registration
-from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults
+from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults, policy_of
 from resolvers.context import Clock, Context, Limit, Principal, RequestMeta, Rules, SystemClock, epoch_ms
 from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
@@ -248,9 +248,7 @@ class Runtime:
                 raise UnknownApplication(client_id)
         else:
             application = await config_store.get_application(self.default_application.id)
-        policy = await config_store.get_policy(application.policy_id)
-        if policy is None:
-            raise RuntimeError(f"application {application.id} has no policy")
+        policy = await policy_of(application)  # the default one, with a warning, if its own is gone
         self.config_cache.put(key, generation, application, policy)
         return application, policy
 
