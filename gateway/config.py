@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     session_absolute_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     session_idle_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     session_touch_interval_seconds: int = Field(default=60, ge=1)
+    # Live sessions one customer (or admin) keeps; a sign-in beyond it ends the least recently active ones.
+    max_sessions_per_subject: int = Field(default=50, ge=1, le=10_000)
     admin_session_absolute_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     admin_session_idle_ttl_seconds: int = Field(default=30 * 60, ge=60)
 

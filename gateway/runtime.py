@@ -17,7 +17,7 @@ from gateway.loaders import Loaders
 from gateway.mail import OutboxMailer, SmtpTarget
 from gateway.render_pool import ThreadRenderPool
 from resolvers import account, email_sign_in, mfa, notifications, passkeys, profile, recovery, registration
-from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults
+from resolvers.bootstrap import DEFAULT_APPLICATION_ID, ensure_defaults, policy_of
 from resolvers.context import (
     Clock,
     Context,
@@ -51,6 +51,7 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 profile.EMAIL_CHANGE_MAIL: profile.send_email_change_link,
                 profile.EMAIL_CHANGED_NOTICE: profile.send_email_changed_notice,
                 account.ERASURE_JOB: account.run_erasure,
+                account.ERASURE_FOLLOW_UP_JOB: account.run_erasure_follow_up,
                 account.DELETION_NOTICE_JOB: account.send_deletion_notice,
                 passkeys.PASSKEY_NOTICE: passkeys.send_notice,
                 email_sign_in.MAIL_JOB: email_sign_in.send_mail}
@@ -105,6 +106,7 @@ def build_rules(settings: Settings) -> Rules:
                                     for client_id, party in settings.webauthn_applications.items()),
         email_sign_in_ip=limit(settings.email_sign_in_ip_attempts, settings.email_sign_in_window_seconds),
         email_sign_in_email=limit(settings.email_sign_in_email_attempts, settings.email_sign_in_window_seconds),
+        max_sessions_per_subject=settings.max_sessions_per_subject,
     )
 
 
@@ -274,9 +276,7 @@ class Runtime:
                 raise UnknownApplication(client_id)
         else:
             application = await config_store.get_application(self.default_application.id)
-        policy = await config_store.get_policy(application.policy_id)
-        if policy is None:
-            raise RuntimeError(f"application {application.id} has no policy")
+        policy = await policy_of(application)  # the default one, with a warning, if its own is gone
         self.config_cache.put(key, generation, application, policy)
         return application, policy
 

@@ -16,10 +16,13 @@ are second factors, never a way in on their own. Unlinking the last way in is re
   erasure job then finds the account no longer waits for it and does nothing. The job and the undo
   exclude each other with one conditional write each (``stores.erasure.begin_erasure`` /
   ``cancel_deletion``): once an erasure has begun, undo is too late.
-- The erasure (:func:`_erase`) removes every trace ``stores.erasure`` knows of, mails the
-  confirmation (no outbox record stays once it is sent), deletes the account (freeing the email and
-  username), records one audit event that keeps only the customer's id, and deletes the jobs naming
-  the customer last. Every step can run again: after a crash the job repeats it from the start.
+- The erasure (:func:`_erase`) removes every trace ``stores.erasure`` knows of (staff's audit events
+  about the customer stay, pseudonymised: :func:`pseudonym_of`), records one audit event that keeps
+  only the customer's id, mails the confirmation (no outbox record stays once it is sent), deletes the
+  account (freeing the email and username), writes a follow-up job that sweeps again 10 s later
+  (:func:`run_erasure_follow_up`: what a request in flight wrote after the sweep), and deletes the
+  jobs naming the customer last. Every step can run again: after a crash the job repeats it from the
+  start.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from resolvers.customers import get as get_in_store
 from resolvers.errors import InvalidCredentials, InvalidToken, LastLoginMethod, NotFound, Problems, unauthenticated
 from resolvers.links import LinkState
 from resolvers.mail_views import customer_view
-from resolvers.security import is_text, new_id
+from resolvers.security import is_text, keyed_hash, new_id
 from resolvers.self_service import Area, own_account
 from resolvers.sessions import MAX_PASSWORD_INPUT, check_own_password, require_recent_authentication
 from stores import customers, erasure, mfa, sessions
@@ -52,6 +55,9 @@ from stores.documents import (
 )
 
 ERASURE_JOB = "account_erasure"
+ERASURE_FOLLOW_UP_JOB = "account_erasure_follow_up"
+FOLLOW_UP_DELAY_MS = 10_000  # long enough for a request that began before the erasure to have written
+PSEUDONYM_LABEL = "identity-gateway/erased-customer/v1"
 DELETION_NOTICE_JOB = "account_deletion_notice"
 UNDO_PURPOSE = "account_deletion_undo"
 UNDO_PATH = "/account/restore"
@@ -324,18 +330,45 @@ async def run_erasure(ctx: Context, payload: dict[str, Any], job_id: str) -> Non
         await _erase(ctx, customer_id, started, actor)
 
 
+def pseudonym_of(ctx: Context, customer_id: str) -> str:
+    """What staff's audit events say instead of an erased customer's id (and address): ``erased:`` and a
+    keyed hash (HMAC-SHA-256 under ``GATEWAY_SECRET_KEY``, 128 bits) of the id. The same for every event
+    of one customer, so an admin's actions about them stay linkable; nobody without the key can tell whom
+    it was, and the id itself is gone from everywhere but the one deletion event."""
+    return "erased:" + keyed_hash(ctx.rules.secret_key, f"{PSEUDONYM_LABEL}\x00{customer_id}")
+
+
 async def _erase(ctx: Context, customer_id: str, customer: CustomerDocument | None, actor: Actor) -> None:
-    """Every step deletes or writes what is missing, so it can run again (after a crash, or on another instance)."""
-    await erasure.erase_traces(customer_id, [customer.email] if customer else [])
-    # The one event that stays: no IP, user agent or request id (theirs, when they asked), only the id.
-    anonymous = dataclasses.replace(ctx, request=RequestMeta())
-    await audit.record(anonymous, "customer.deleted", subject_id=customer_id, actor_kind=actor.kind,
-                       actor_id=actor.id)
+    """Every step deletes or writes what is missing, so it can run again (after a crash, or on another instance).
+
+    Before the jobs naming the customer go, a follow-up job (:func:`run_erasure_follow_up`) is written
+    for ``FOLLOW_UP_DELAY_MS`` later: it sweeps the traces again, catching what a request in flight
+    appended after this sweep (an audit event, a consent, a mail)."""
+    addresses = [customer.email] if customer else []
+    await erasure.erase_traces(customer_id, addresses, pseudonym_of(ctx, customer_id))
+    if not await erasure.deletion_recorded(customer_id):
+        # The one event that stays: no IP, user agent or request id (theirs, when they asked), only the id.
+        anonymous = dataclasses.replace(ctx, request=RequestMeta())
+        await audit.record(anonymous, erasure.DELETION_EVENT, subject_id=customer_id, actor_kind=actor.kind,
+                           actor_id=actor.id)
     if customer is not None and customer.email_verified:
         await ctx.mailer.send("account_deleted", customer.email, {"customer": customer_view(customer)},
                               ctx.application, customer.locale, erase_when_done=True)
     await erasure.delete_customer(customer_id)
+    await ctx.jobs.enqueue(ERASURE_FOLLOW_UP_JOB, {"erased_customer_id": customer_id, "addresses": addresses},
+                           run_after_ms=ctx.now_ms() + FOLLOW_UP_DELAY_MS)
     await erasure.delete_jobs(customer_id, customer.email_norm if customer else None)
+
+
+async def run_erasure_follow_up(ctx: Context, payload: dict[str, Any], job_id: str) -> None:
+    """The job (``ERASURE_FOLLOW_UP_JOB``), ``FOLLOW_UP_DELAY_MS`` after an erasure: sweep the erased
+    customer's traces again (``stores.erasure.erase_traces``, same id and addresses) and the jobs naming
+    their id. Its payload uses keys of its own (``erased_customer_id``), so the erasure's job clean-up
+    leaves it; it is deleted when it completes. Jobs naming only the address are left alone: the address
+    is free now, and a new registrant's may name it."""
+    customer_id = payload["erased_customer_id"]
+    await erasure.erase_traces(customer_id, list(payload.get("addresses") or []), pseudonym_of(ctx, customer_id))
+    await erasure.delete_jobs(customer_id, None)
 
 
 # -- undo (the /account/restore page) ---------------------------------------------------------------

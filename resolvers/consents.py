@@ -19,12 +19,12 @@ from datetime import datetime
 from resolvers import audit, ratelimit
 from resolvers.account import viewed_customer
 from resolvers.context import Context
-from resolvers.errors import ConsentRequired, NotFound, Problems
+from resolvers.errors import ConsentRequired, NotFound, Problems, unauthenticated
 from resolvers.security import is_text
 from resolvers.self_service import Area, own_account
-from stores import config
+from stores import config, customers
 from stores import consents as consent_store
-from stores.documents import ApplicationDocument, ConsentEventDocument, ConsentItem
+from stores.documents import ApplicationDocument, ConsentEventDocument, ConsentItem, CustomerStatus
 
 MAX_ID = 64
 MAX_KEY = 100
@@ -84,6 +84,11 @@ async def history(ctx: Context, customer_id: str, application_id: str | None = N
     return await consent_store.history(customer.id, application_id, HISTORY_LIMIT)
 
 
+async def _still_active(customer_id: str) -> bool:
+    customer = await customers.get(customer_id)
+    return customer is not None and customer.status == CustomerStatus.ACTIVE
+
+
 def _event_id(now_ms: int) -> str:
     """Ids grow with time (the epoch milliseconds first), so they order events within one millisecond."""
     return f"{now_ms:013x}{uuid.uuid4().hex[:19]}"
@@ -95,6 +100,8 @@ async def set_consent(ctx: Context, application_id: str, key: str, granted: bool
     Appends a consent event, unless it would change nothing (already granted at this version, or
     already withdrawn). NotFound for an unknown application (or one of another identity store) or key;
     ConsentRequired for withdrawing a required item; FeatureDisabled when privacy and data is off.
+    The account is read again after the append: if it was disabled or erased meanwhile, the event is
+    removed and the answer is UNAUTHENTICATED, so an answer racing an erasure leaves nothing behind.
     """
     customer_id = own_account(ctx, Area.PRIVACY_AND_DATA)
     problems = Problems()
@@ -122,6 +129,11 @@ async def set_consent(ctx: Context, application_id: str, key: str, granted: bool
         user_agent=(ctx.request.user_agent or "")[:512] or None,
     )
     await consent_store.append(event)
+    if not await _still_active(customer_id):
+        # The account was disabled or erased while this request ran (its erasure may already have swept
+        # the consents): take the answer back rather than leave it behind.
+        await consent_store.remove_appended(event.id)
+        raise unauthenticated()
     await audit.record(ctx, "customer.consent_granted" if granted else "customer.consent_withdrawn",
                        subject_id=customer_id, consent_application_id=application.id, key=key, version=item.version)
     return _state(application.id, item, event)

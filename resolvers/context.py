@@ -109,6 +109,7 @@ class Rules:
     mfa_email_code: Limit = Limit(5, 900)  # emailed second-factor codes per account
     email_change: Limit = Limit(5, 3600)  # email-change requests per customer (answered RateLimited)
     email_change_address: Limit = Limit(3, 3600)  # verification mails per new address (silent)
+    max_sessions_per_subject: int = 50  # live sessions a customer or admin keeps; a new one ends the least recently active
     # Passkeys: the relying party of applications without an override (None: passkeys off for them), and
     # the overrides by client id (GATEWAY_WEBAUTHN_*, checked at start-up).
     webauthn_default: RelyingParty | None = None

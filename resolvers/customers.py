@@ -173,8 +173,10 @@ async def _found_fresh(customer_id: str) -> CustomerDocument:
 
 async def enable(ctx: Context, customer_id: str) -> CustomerDocument:
     """Undo :func:`disable`: the account gets back the status it had (active when it was ever activated,
-    else pending) and can sign in again with its password. An account that is not disabled is returned
-    unchanged. NotFound for an id outside this identity store."""
+    else pending) and can sign in again with its password. A pending self-deletion is cancelled in the same
+    write (its erasure job then does nothing, even if the account is disabled again); once the erasure has
+    begun the account stays disabled. An account that is not disabled is returned unchanged. NotFound for
+    an id outside this identity store."""
     customer = await _found(ctx, customer_id)
     if customer.status != CustomerStatus.DISABLED:
         return customer

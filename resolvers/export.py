@@ -3,8 +3,10 @@
 ``dataExport(format)`` returns a download URL ``{public_url}/me/export/<token>.<json|html>``: a link
 token of its own purpose (192 random bits, stored as its SHA-256, bound to the customer's credential
 version), valid 5 minutes and usable once. A new request replaces the previous link. The document is
-built when the URL is fetched, from the data as it is then (:func:`build`), and the JSON and the HTML
-page come from that one structure. Its shape is published as a JSON Schema (docs/export.schema.json).
+built when the URL is fetched, from the data as it is then, and the JSON and the HTML page come from
+that one structure: the reads are async (:func:`gather`), the shaping is a pure function
+(:func:`shape`) that the download route runs, with the serialisation, off the event loop. Asking for
+a link needs a recent authentication. Its shape is published as a JSON Schema (docs/export.schema.json).
 
 It holds the profile with every attribute (self-service visible or not), the login methods and
 linked identities, the MFA factors (type and dates, never a secret or code), the active sessions, the
@@ -25,9 +27,18 @@ from resolvers import audit, links
 from resolvers.context import Context
 from resolvers.errors import InvalidToken, unauthenticated
 from resolvers.self_service import Area, is_on, own_account
+from resolvers.sessions import require_recent_authentication
 from stores import config, customers, erasure, mfa, sessions
 from stores import consents as consent_store
-from stores.documents import AuditEventDocument, CustomerDocument, CustomerStatus, OneTimeTokenDocument
+from stores.documents import (
+    AuditEventDocument,
+    ConsentEventDocument,
+    CustomerDocument,
+    CustomerStatus,
+    MfaFactorDocument,
+    OneTimeTokenDocument,
+    SessionDocument,
+)
 
 EXPORT_PURPOSE = "data_export"
 LIFETIME_MINUTES = 5
@@ -50,9 +61,12 @@ class ExportLink:
 async def request_export(ctx: Context, export_format: ExportFormat) -> ExportLink:
     """A one-time download URL, valid 5 minutes, for the signed-in customer's data in ``export_format``.
 
+    The export is everything held about the person, so the session must have proved who it is within the
+    policy's ``reauthenticationMaxAgeMinutes`` (ReauthenticationRequired otherwise), as for an email change.
     FeatureDisabled when data export (or privacy and data) is off.
     """
     customer_id = own_account(ctx, Area.DATA_EXPORT)
+    require_recent_authentication(ctx)
     customer = await customers.get(customer_id)
     if customer is None:
         raise unauthenticated()
@@ -79,15 +93,16 @@ async def check_download(ctx: Context, token: str) -> None:
     await _usable_customer(ctx, found)
 
 
-async def download(ctx: Context, token: str) -> dict[str, Any]:
-    """Use the download link up and return the export document (see :func:`build`). InvalidToken for an
-    unknown, used or expired link, one issued before the customer's credentials changed, or when the
-    account is no longer active or the application's policy turned data export off."""
+async def download(ctx: Context, token: str) -> ExportSource:
+    """Use the download link up and read what the export holds (:func:`gather`); the caller turns it into the
+    document with :func:`shape`, off the event loop. InvalidToken for an unknown, used or expired link, one
+    issued before the customer's credentials changed, or when the account is no longer active or the
+    application's policy turned data export off."""
     found = await links.consume(ctx, EXPORT_PURPOSE, token)
     customer = await _usable_customer(ctx, found)
     await audit.record(ctx, "customer.data_exported", subject_id=customer.id, actor_kind="customer",
                        actor_id=customer.id)
-    return await build(ctx, customer)
+    return await gather(ctx, customer)
 
 
 def _iso(value: datetime | int | None) -> str | None:
@@ -105,9 +120,9 @@ def _event(event: AuditEventDocument, customer_id: str) -> dict[str, Any]:
             "ipAddress": event.ip_address if theirs else None, "userAgent": event.user_agent if theirs else None}
 
 
-async def _consents(customer: CustomerDocument) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def _consents(customer: CustomerDocument) -> tuple[list[dict[str, Any]], list[ConsentEventDocument]]:
     """The current state of every consent the customer answered (from the latest event of each, however
-    long the history), and the newest ``EXPORT_LIMIT`` consent events."""
+    long the history, with its application's item), and the newest ``EXPORT_LIMIT`` consent events."""
     current: list[dict[str, Any]] = []
     applications: dict[str, Any] = {}
     for event in await consent_store.latest_of_customer(customer.id):
@@ -123,25 +138,51 @@ async def _consents(customer: CustomerDocument) -> tuple[list[dict[str, Any]], l
             "version": event.version if event.granted else None,
             "needsReacceptance": bool(event.granted and item and event.version < item.version),
         })
-    events = await consent_store.history(customer.id, limit=EXPORT_LIMIT)
-    history = [{"applicationId": e.application_id, "key": e.key, "version": e.version, "granted": e.granted,
-                "at": _iso(e.at), "ipAddress": e.ip_address, "userAgent": e.user_agent} for e in events]
-    return current, history
+    return current, await consent_store.history(customer.id, limit=EXPORT_LIMIT)
 
 
-async def build(ctx: Context, customer: CustomerDocument) -> dict[str, Any]:
-    """The export document: JSON-ready (strings, numbers, booleans, nulls, lists, objects; times as
-    ISO 8601 UTC strings), camelCase like the API. Its JSON Schema is docs/export.schema.json."""
+@dataclass(frozen=True)
+class ExportSource:
+    """What an export holds, as read from the database (:func:`gather`), before it is shaped (:func:`shape`)."""
+
+    now: datetime
+    customer: CustomerDocument
+    factors: list[MfaFactorDocument]
+    sessions: list[SessionDocument]
+    consents: list[dict[str, Any]]  # the current answers, already shaped (one per item answered: few)
+    consent_events: list[ConsentEventDocument]  # newest first, at most EXPORT_LIMIT
+    audit_events: list[dict[str, Any]]  # raw documents, newest first, at most EXPORT_LIMIT
+
+    @property
+    def filename(self) -> str:
+        """``account-data-<UTC date>`` (the caller adds the extension)."""
+        return f"account-data-{_iso(self.now)[:10]}"
+
+
+async def gather(ctx: Context, customer: CustomerDocument) -> ExportSource:
+    """Read everything the export holds about ``customer`` (a few queries, at most ``EXPORT_LIMIT`` consent
+    and audit events each). Async, on the event loop: only reads."""
     now = ctx.now()
-    address = customer.address.model_dump() if customer.address else None
     factors = await mfa.list_for_customer(customer.id)
     active = await sessions.list_active_for_subject(customer.id, now, ctx.now_ms())
-    consents, consent_history = await _consents(customer)
-    events = [AuditEventDocument.model_validate(raw)
-              for raw in await erasure.audit_events_of(customer.id, EXPORT_LIMIT)]
+    consents, consent_events = await _consents(customer)
+    events = await erasure.audit_events_of(customer.id, EXPORT_LIMIT)
+    return ExportSource(now=now, customer=customer, factors=factors, sessions=active, consents=consents,
+                        consent_events=consent_events, audit_events=events)
+
+
+def shape(source: ExportSource) -> dict[str, Any]:
+    """The export document: JSON-ready (strings, numbers, booleans, nulls, lists, objects; times as
+    ISO 8601 UTC strings), camelCase like the API. Its JSON Schema is docs/export.schema.json.
+
+    Pure and CPU-bound (thousands of events): the download route runs it, with the serialisation, in a
+    worker thread."""
+    customer = source.customer
+    address = customer.address.model_dump() if customer.address else None
+    events = [AuditEventDocument.model_validate(raw) for raw in source.audit_events]
     return {
         "$schema": SCHEMA_ID,
-        "exportedAt": _iso(now),
+        "exportedAt": _iso(source.now),
         "profile": {
             "id": customer.id, "email": customer.email, "emailVerified": customer.email_verified,
             "username": customer.username, "givenName": customer.given_name, "middleName": customer.middle_name,
@@ -160,11 +201,13 @@ async def build(ctx: Context, customer: CustomerDocument) -> dict[str, Any]:
                                   "linkedAt": _iso(i.linked_at_ms)} for i in customer.linked_identities],
         },
         "mfaFactors": [{"id": f.id, "type": str(f.type), "confirmed": f.confirmed, "createdAt": _iso(f.created_at),
-                        "lastUsedAt": _iso(f.last_used_at_ms)} for f in factors],
+                        "lastUsedAt": _iso(f.last_used_at_ms)} for f in source.factors],
         "sessions": [{"id": s.id, "createdAt": _iso(s.created_at), "lastSeenAt": _iso(s.last_seen_at_ms),
                       "expiresAt": _iso(min(s.expires_at, datetime.fromtimestamp(s.idle_expires_at_ms / 1000, UTC))),
-                      "ipAddress": s.ip_address, "userAgent": s.user_agent} for s in active],
-        "consents": consents,
-        "consentHistory": consent_history,
+                      "ipAddress": s.ip_address, "userAgent": s.user_agent} for s in source.sessions],
+        "consents": source.consents,
+        "consentHistory": [{"applicationId": e.application_id, "key": e.key, "version": e.version,
+                            "granted": e.granted, "at": _iso(e.at), "ipAddress": e.ip_address,
+                            "userAgent": e.user_agent} for e in source.consent_events],
         "auditEvents": [_event(event, customer.id) for event in events],
     }

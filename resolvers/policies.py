@@ -209,7 +209,16 @@ async def update(ctx: Context, policy_id: str, version: int, changes: dict[str, 
 
 async def delete(ctx: Context, policy_id: str) -> None:
     """Delete a policy no application uses. NotFound for an unknown id; PolicyInUse while assigned;
-    InvalidInput (``id`` NOT_ALLOWED) for the default policy."""
+    InvalidInput (``id`` NOT_ALLOWED) for the default policy.
+
+    The check and the delete are two operations (no transactions on nx-27017), so the applications are
+    counted again after the delete: if one was pointed at the policy meanwhile, the policy is put back
+    exactly as it was deleted (same id and version) and the answer is PolicyInUse, as if the assignment
+    had come first. We restore rather than move the application to the default policy: the admin who
+    assigned it chose its rules (a second factor, shorter sessions), and falling back silently would
+    weaken them. (An assignment that checks the policy before this delete and writes after the recount
+    still points at nothing: ``resolvers.bootstrap.policy_of`` then serves it under the default policy,
+    with a warning.)"""
     current = await config.get_policy(policy_id) if _valid_id(policy_id) else None
     if current is None:
         raise NotFound("No policy has this id.", field="id")
@@ -219,7 +228,12 @@ async def delete(ctx: Context, policy_id: str) -> None:
         problems.raise_if_any()
     if await config.count_applications_with_policy(current.id):
         raise PolicyInUse()
-    if not await config.delete_policy(current.id):
+    deleted = await config.delete_policy(current.id)
+    if deleted is None:
         raise NotFound("No policy has this id.", field="id")
+    if await config.count_applications_with_policy(current.id):  # assigned while we deleted it
+        await config.restore_policy(deleted)
+        _changed(ctx)
+        raise PolicyInUse()
     _changed(ctx)
     await audit.record(ctx, "policy.deleted", subject_id=current.id, name=current.name)

@@ -23,6 +23,7 @@ import dataclasses
 from typing import Any
 
 from resolvers import attributes, audit, links, ratelimit
+from resolvers.bootstrap import policy_of
 from resolvers.context import Context
 from resolvers.errors import (
     DomainError,
@@ -303,10 +304,9 @@ async def _issuing(ctx: Context, application_id: str | None) -> Context:
     if not application_id or application_id == ctx.application.id:
         return ctx
     application = await config.get_application(application_id)
-    policy = await config.get_policy(application.policy_id) if application else None
-    if application is None or policy is None:
+    if application is None:
         return ctx
-    return dataclasses.replace(ctx, application=application, policy=policy)
+    return dataclasses.replace(ctx, application=application, policy=await policy_of(application))
 
 
 async def send_email_changed_notice(ctx: Context, payload: dict, job_id: str) -> None:

@@ -8,6 +8,7 @@ account exists.
 from __future__ import annotations
 
 from resolvers import audit, links, mail_requests, notifications, ratelimit
+from resolvers.bootstrap import policy_of
 from resolvers.context import Context
 from resolvers.errors import FeatureDisabled, InvalidToken, PasswordMismatch, Problems
 from resolvers.identifiers import validate_email
@@ -80,9 +81,8 @@ async def _issuing(ctx: Context, application_id: str | None) -> tuple[Applicatio
     """The application that issued a link, and its policy (the request's own when they are the same)."""
     if application_id and application_id != ctx.application.id:
         application = await config.get_application(application_id)
-        policy = await config.get_policy(application.policy_id) if application else None
-        if application is not None and policy is not None:
-            return application, policy
+        if application is not None:
+            return application, await policy_of(application)
     return ctx.application, ctx.policy
 
 

@@ -68,6 +68,7 @@ from stores.documents import (
     MfaChallengePurpose,
     SessionDocument,
     SessionPolicy,
+    UserAgentLabels,
 )
 
 MAX_IDENTIFIER = 320
@@ -170,19 +171,32 @@ def _credentials(identifier: str, password: str, field: str) -> str:
 
 async def create_session(ctx: Context, kind: str, subject_id: str, profile: CustomerProfile | None = None,
                          credential_version: int = 0) -> tuple[str, SessionDocument]:
+    """Write a new session (every way of signing in ends here) and return its token and document.
+
+    The user agent is parsed once, now (``agent``: device, browser, OS), so listing sessions parses
+    nothing. The subject then keeps at most ``GATEWAY_MAX_SESSIONS_PER_SUBJECT`` live sessions: the least
+    recently active beyond it end (an audit event ``<kind>.sessions_evicted`` names them), and the
+    subject's expired sessions are deleted.
+    """
     absolute, idle = _ttl(ctx.rules, kind, ctx.policy.sessions)
     now, now_ms = ctx.now(), ctx.now_ms()
     token = new_session_token(kind)
+    user_agent = (ctx.request.user_agent or "")[:512] or None
     session = SessionDocument(
         id=new_id(), token_hash=token_hash(token), kind=kind, subject_id=subject_id,
         credential_version=credential_version, application_id=ctx.application.id if kind == CUSTOMER else None,
         created_at=now, expires_at=now + timedelta(seconds=absolute),
         idle_expires_at_ms=now_ms + idle * 1000, idle_timeout_ms=idle * 1000, authenticated_at_ms=now_ms,
         last_seen_at_ms=now_ms,
-        ip_address=ctx.request.ip_address, user_agent=(ctx.request.user_agent or "")[:512] or None,
+        ip_address=ctx.request.ip_address, user_agent=user_agent, agent=describe_user_agent(user_agent),
         profile=profile,
     )
     await sessions.insert(session)
+    limit = ctx.rules.max_sessions_per_subject
+    evicted, _ = await sessions.end_beyond_limit(subject_id, limit, now, now_ms)
+    if evicted:
+        await audit.record(ctx, f"{kind}.sessions_evicted", subject_id=subject_id, actor_kind="system",
+                           actor_id=None, sessions_ended=len(evicted), session_ids=evicted, limit=limit)
     return token, session
 
 
@@ -542,22 +556,13 @@ async def revoke_others(ctx: Context) -> int:
     return ended
 
 
-@dataclass(frozen=True)
-class UserAgentView:
-    """What a session's user agent says, for people: ``browser`` "Firefox 121", ``os`` "Windows 10",
-    ``device`` "iPhone"; None when it says nothing recognisable."""
-
-    device: str | None
-    browser: str | None
-    os: str | None
-
-
 @lru_cache(maxsize=1024)
-def describe_user_agent(user_agent: str | None) -> UserAgentView:
-    """Parsed with ``ua-parser`` and its precompiled rules (``ua-parser-builtins``); cached, since a
-    customer's sessions (and a page of customers' sessions) mostly share a few user agents."""
+def describe_user_agent(user_agent: str | None) -> UserAgentLabels:
+    """What a user agent says, for people: ``browser`` "Firefox 121", ``os`` "Windows 10", ``device``
+    "iPhone"; None where it says nothing recognisable. Parsed with ``ua-parser`` and its precompiled rules
+    (``ua-parser-builtins``), once per session at sign-in; memoised, since most sign-ins share a few agents."""
     if not user_agent:
-        return UserAgentView(None, None, None)
+        return UserAgentLabels()
     parsed = ua_parser.parse(user_agent)
 
     def named(family: str | None, *parts: str | None) -> str | None:
@@ -567,8 +572,14 @@ def describe_user_agent(user_agent: str | None) -> UserAgentView:
         return f"{family} {version}" if version else family
 
     agent, system, device = parsed.user_agent, parsed.os, parsed.device
-    return UserAgentView(
+    return UserAgentLabels(
         device=named(device.family) if device else None,
         browser=named(agent.family, agent.major) if agent else None,
         os=named(system.family, system.major, system.minor) if system else None,
     )
+
+
+def labels_of(session: SessionDocument) -> UserAgentLabels:
+    """A session's device, browser and OS: those stored at sign-in; for a session written before they were
+    stored, parsed now from its user agent (memoised; such sessions end within the absolute lifetime)."""
+    return session.agent if session.agent is not None else describe_user_agent(session.user_agent)

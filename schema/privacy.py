@@ -16,6 +16,7 @@ from schema.errors import (
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
+    ReauthenticationRequiredError,
 )
 from schema.permissions import IsCustomer, requires
 from stores.documents import ConsentEventDocument
@@ -123,7 +124,8 @@ class DataExportLink:
     expires_at: datetime
 
 
-DataExportResult = Annotated[DataExportLink | FeatureDisabledError, strawberry.union("DataExportResult")]
+DataExportResult = Annotated[DataExportLink | FeatureDisabledError | ReauthenticationRequiredError,
+                             strawberry.union("DataExportResult")]
 
 
 @strawberry.type
@@ -136,7 +138,8 @@ class PrivacyMutations:
         return ConsentRecorded(consent=Consent.of(state))
 
     @strawberry.mutation(description="A one-time URL, valid 5 minutes, that downloads everything the gateway holds "
-                                     "about the signed-in customer.",
+                                     "about the signed-in customer. Needs a recent authentication "
+                                     "(ReauthenticationRequiredError: sessionReauthenticate first).",
                          extensions=requires(IsCustomer()))
     async def data_export(self, info: Info, format: ExportFormat) -> DataExportResult:
         link = await export.request_export(info.context, export.ExportFormat(format.value))

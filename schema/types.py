@@ -12,7 +12,7 @@ from strawberry.types import Info
 from resolvers import audit, customers
 from resolvers import profile as personal_information
 from resolvers.self_service import Area, areas
-from resolvers.sessions import describe_user_agent
+from resolvers.sessions import labels_of
 from schema import account_settings, privacy
 from schema.permissions import deny
 from schema.profile import CustomerAttribute, Profile
@@ -53,7 +53,7 @@ class Session:
     @classmethod
     def from_doc(cls, doc: SessionDocument, current_session_id: str | None = None) -> Session:
         idle_expiry = _from_ms(doc.idle_expires_at_ms)
-        agent = describe_user_agent(doc.user_agent)
+        agent = labels_of(doc)
         return cls(id=strawberry.ID(doc.id), created_at=doc.created_at, last_seen_at=_from_ms(doc.last_seen_at_ms),
                    expires_at=min(doc.expires_at, idle_expiry), ip_address=doc.ip_address,
                    user_agent=doc.user_agent, current=doc.id == current_session_id,

@@ -86,9 +86,15 @@ async def update_if_version(kind: type[PolicyDocument] | type[ApplicationDocumen
     return kind.model_validate(raw) if raw else None
 
 
-async def delete_policy(policy_id: str) -> bool:
-    result = await PolicyDocument.get_pymongo_collection().delete_one({"_id": policy_id})
-    return result.deleted_count == 1
+async def delete_policy(policy_id: str) -> PolicyDocument | None:
+    """Delete a policy; the document as it was when deleted (to put it back), or None when there was none."""
+    raw = await PolicyDocument.get_pymongo_collection().find_one_and_delete({"_id": policy_id})
+    return PolicyDocument.model_validate(raw) if raw else None
+
+
+async def restore_policy(policy: PolicyDocument) -> bool:
+    """Put a deleted policy back exactly as it was (same id and version); False when one with its id exists."""
+    return await insert_if_missing(policy)
 
 
 async def count_applications_with_policy(policy_id: str) -> int:

@@ -14,6 +14,12 @@ async def append(event: ConsentEventDocument) -> None:
     await _col().insert_one(event.model_dump(by_alias=True))
 
 
+async def remove_appended(event_id: str) -> None:
+    """Remove an event just appended by a request that found, after the append, that it may not stand (the
+    account was erased or disabled meanwhile). The one exception to append-only."""
+    await _col().delete_one({"_id": event_id})
+
+
 async def latest_by_key(customer_id: str, application_id: str, keys: list[str]) -> dict[str, ConsentEventDocument]:
     """The latest event of each of these consent item keys the customer answered in this application:
     one aggregation, one row per key answered, however long the history."""

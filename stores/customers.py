@@ -161,11 +161,15 @@ async def count_matching(store_id: str, *, search: str | None = None, status: Cu
 
 
 async def enable(customer_id: str, status: CustomerStatus, now_ms: int) -> CustomerDocument | None:
-    """Set a disabled account's status back to ``status`` (active or pending). The account afterwards, or
-    None when it does not exist or is not disabled."""
+    """Set a disabled account's status back to ``status`` (active or pending), cancelling a pending
+    deletion in the same write (``deletion_job_id`` and ``deletion_due_at_ms`` cleared: its erasure job,
+    when it comes due, finds the account no longer waiting for it, even if it is disabled again later).
+    The account afterwards, or None when it does not exist, is not disabled, or its erasure has begun
+    (too late to keep it)."""
     raw = await _col().find_one_and_update(
-        {"_id": customer_id, "status": CustomerStatus.DISABLED},
-        {"$set": {"status": status, "updated_at_ms": now_ms}}, return_document=ReturnDocument.AFTER)
+        {"_id": customer_id, "status": CustomerStatus.DISABLED, "erasure_started_at_ms": {"$in": [None]}},
+        {"$set": {"status": status, "updated_at_ms": now_ms, "deletion_job_id": None, "deletion_due_at_ms": None}},
+        return_document=ReturnDocument.AFTER)
     return CustomerDocument.model_validate(raw) if raw else None
 
 

@@ -401,6 +401,17 @@ class CustomerProfile(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+class UserAgentLabels(BaseModel):
+    """What a session's user agent says, for people, read once when the session is written: ``device``
+    "iPhone", ``browser`` "Firefox 121", ``os`` "Windows 10"; None where it says nothing recognisable."""
+
+    model_config = {"frozen": True}
+
+    device: str | None = None
+    browser: str | None = None
+    os: str | None = None
+
+
 class SessionDocument(Document):
     """A sign-in. ``_id`` is the public session id; the bearer token is stored only as its SHA-256.
 
@@ -425,6 +436,9 @@ class SessionDocument(Document):
     last_seen_at_ms: int
     ip_address: str | None = None
     user_agent: str | None = None
+    # The user agent's labels, parsed once at sign-in (``resolvers.sessions.describe_user_agent``); None for
+    # sessions written before labels were stored (parsed when read: ``resolvers.sessions.labels_of``).
+    agent: UserAgentLabels | None = None
     profile: CustomerProfile | None = None
 
     class Settings:

@@ -3,8 +3,9 @@
 :data:`TRACES` is the one list of collections that hold a customer's data outside their own document,
 with how their documents are found there. A new collection that holds customer data adds a line here
 (tests/test_account_deletion.py scans every collection of the database after an erasure, so a
-forgotten one fails it). Each step is a ``delete_many``: the erasure can run again after a crash, or
-on two instances at once, and ends in the same state.
+forgotten one fails it). Each step is a ``delete_many`` (or, for staff's audit events, a conditional
+pseudonymising update): the erasure can run again after a crash, on two instances at once, or as the
+follow-up sweep that catches what raced it, and ends in the same state.
 
 Rate-limit counters are not here: their keys are HMACs (never a raw email, IP or id) and they expire
 within two windows.
@@ -12,7 +13,9 @@ within two windows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ReturnDocument
 
@@ -51,7 +54,8 @@ TRACES = (
     Trace(LinkedIdentityClaimDocument.Settings.name, ("customer_id",)),  # which provider identities are theirs
     Trace(PasskeyDocument.Settings.name, ("customer_id",)),  # public keys and names of their passkeys
     Trace(WebAuthnChallengeDocument.Settings.name, ("customer_id",)),  # passkey ceremonies under way
-    Trace(AuditEventDocument.Settings.name, ("subject_id", "actor_id")),  # the deletion event is written after
+    # staff's events stay, pseudonymised; the one deletion event stays (see erase_traces)
+    Trace(AuditEventDocument.Settings.name, ("subject_id", "actor_id")),
 )
 
 
@@ -63,20 +67,75 @@ def _customers():
     return CustomerDocument.get_pymongo_collection()
 
 
-async def erase_traces(customer_id: str, addresses: list[str]) -> dict[str, int]:
-    """Delete every document of the customer's in :data:`TRACES` (audit events included: the caller then
-    records the one deletion event), and every outbox message about them or to ``addresses`` (pending,
-    sent or dead: a notice to an address they changed from included).
-    Returns how many documents went, by collection."""
+STAFF_ACTORS = ("admin", "api_key")  # whose audit events about an erased customer stay, pseudonymised
+DELETION_EVENT = "customer.deleted"  # the one event that keeps the erased customer's id (never swept)
+
+
+async def erase_traces(customer_id: str, addresses: list[str], pseudonym: str) -> dict[str, int]:
+    """Erase every document of the customer's in :data:`TRACES`, and every outbox message about them or
+    to ``addresses``. Returns how many documents went (or were pseudonymised), by collection.
+
+    Audit events: those staff caused (``actor_kind`` in :data:`STAFF_ACTORS`: an admin, a partner's API
+    key) stay, so the staff action remains accountable, but no longer name the person: their
+    ``subject_id`` becomes ``pseudonym`` (a keyed hash of the id, computed by the caller), and the id
+    and the addresses inside their data are replaced by it too. Every other event about or by the
+    customer is deleted, except the one :data:`DELETION_EVENT`. Outbox: mail about them (``subject_id``),
+    and mail to ``addresses`` about no one (records from before mail named its subject), pending, sent
+    or dead; never mail about another account at the same address (another identity store's, or one
+    registered since), nor the erasure's own confirmation (``erase_when_done``: it erases itself once
+    sent). Safe to run again, at any time after the erasure (the follow-up sweep does)."""
     database = _database()
     erased: dict[str, int] = {}
     for trace in TRACES:
-        query = {"$or": [{name: customer_id} for name in trace.fields]}
-        erased[trace.collection] = (await database[trace.collection].delete_many(query)).deleted_count
+        mine = {"$or": [{name: customer_id} for name in trace.fields]}
+        if trace.collection == AuditEventDocument.Settings.name:
+            pseudonymised = await _pseudonymise_staff_events(customer_id, addresses, pseudonym)
+            query = {"$and": [mine, {"type": {"$ne": DELETION_EVENT}}]}
+            deleted = (await database[trace.collection].delete_many(query)).deleted_count
+            erased[trace.collection] = deleted + pseudonymised
+            continue
+        erased[trace.collection] = (await database[trace.collection].delete_many(mine)).deleted_count
     outbox = OutboxDocument.get_pymongo_collection()
-    mail = [{"subject_id": customer_id}] + ([{"to": {"$in": addresses}}] if addresses else [])
-    erased[OutboxDocument.Settings.name] = (await outbox.delete_many({"$or": mail})).deleted_count
+    mail: list[dict] = [{"subject_id": customer_id}]
+    if addresses:
+        mail.append({"$and": [{"to": {"$in": addresses}}, {"subject_id": {"$in": [None]}}]})
+    query = {"$and": [{"$or": mail}, {"erase_when_done": {"$in": [False, None]}}]}
+    erased[OutboxDocument.Settings.name] = (await outbox.delete_many(query)).deleted_count
     return erased
+
+
+async def _pseudonymise_staff_events(customer_id: str, addresses: list[str], pseudonym: str) -> int:
+    """Staff's events about the customer: ``subject_id`` and every mention of the id or an address in the
+    data replaced by ``pseudonym``, one conditional write per event (``subject_id`` still the id, so a
+    second pass changes nothing twice)."""
+    events = AuditEventDocument.get_pymongo_collection()
+    found = await events.find({"$and": [{"subject_id": customer_id}, {"actor_kind": {"$in": list(STAFF_ACTORS)}},
+                                        {"type": {"$ne": DELETION_EVENT}}]}, {"_id": 1, "data": 1}).to_list()
+    names = re.compile("|".join(re.escape(name) for name in [customer_id, *addresses] if name), re.IGNORECASE)
+    for raw in found:
+        await events.update_one({"_id": raw["_id"], "subject_id": customer_id},
+                                {"$set": {"subject_id": pseudonym,
+                                          "data": _without(raw.get("data") or {}, names, pseudonym)}})
+    return len(found)
+
+
+def _without(value: Any, names: re.Pattern, pseudonym: str) -> Any:
+    """``value`` (an event's data: JSON-like) with every match of ``names`` in its strings replaced."""
+    if isinstance(value, str):
+        return names.sub(pseudonym, value)
+    if isinstance(value, dict):
+        return {key: _without(item, names, pseudonym) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without(item, names, pseudonym) for item in value]
+    return value
+
+
+async def deletion_recorded(customer_id: str) -> bool:
+    """Whether the erasure's one :data:`DELETION_EVENT` about the customer is already written (an erasure
+    run again after a crash writes none twice)."""
+    found = await AuditEventDocument.get_pymongo_collection().find_one(
+        {"subject_id": customer_id, "type": DELETION_EVENT}, {"_id": 1})
+    return found is not None
 
 
 async def audit_events_of(customer_id: str, limit: int) -> list[dict]:
@@ -94,7 +153,8 @@ async def delete_customer(customer_id: str) -> bool:
 
 async def delete_jobs(customer_id: str, email_norm: str | None) -> int:
     """Durable jobs naming the customer (their payload's ``customer_id``, or ``email_norm`` for a
-    registration's mail), the erasure's own job included: call this last."""
+    registration's mail), the erasure's own job included: call this last. ``email_norm`` None: by id only
+    (after the erasure the address is free, and a new registrant's job may name it)."""
     names: list[dict] = [{"payload.customer_id": customer_id}]
     if email_norm:
         names.append({"payload.email_norm": email_norm})

@@ -81,6 +81,27 @@ async def delete_older_than(subject_id: str, credential_version: int, keep: str 
     return result.deleted_count
 
 
+async def end_beyond_limit(subject_id: str, limit: int, now: datetime, now_ms: int) -> tuple[list[str], int]:
+    """Keep at most ``limit`` live sessions of the subject: end the least recently active ones beyond it
+    (by ``last_seen_at_ms``, then ``created_at``, newest kept), and delete the subject's expired ones (the
+    TTL index cannot be relied on, see docs/architecture.md). One read of the subject's sessions (ids and
+    times only) and at most one delete.
+
+    Returns the ids of the live sessions ended, and how many expired ones went."""
+    found = await _col().find(
+        {"subject_id": subject_id},
+        {"_id": 1, "created_at": 1, "expires_at": 1, "idle_expires_at_ms": 1, "last_seen_at_ms": 1},
+    ).to_list()
+    expired = [raw["_id"] for raw in found if raw["expires_at"] <= now or raw["idle_expires_at_ms"] <= now_ms]
+    dead = set(expired)
+    live = [raw for raw in found if raw["_id"] not in dead]
+    live.sort(key=lambda raw: (raw["last_seen_at_ms"], raw["created_at"]), reverse=True)
+    evicted = [raw["_id"] for raw in live[limit:]]
+    if evicted or expired:
+        await _col().delete_many({"_id": {"$in": evicted + expired}, "subject_id": subject_id})
+    return evicted, len(expired)
+
+
 async def delete_for_subject(subject_id: str) -> int:
     result = await _col().delete_many({"subject_id": subject_id})
     return result.deleted_count

@@ -21,6 +21,7 @@ from tests.flows import (
     PASSWORD,
     active_customer,
     add_totp_factor,
+    admin_token,
     confirm_from_page,
     link_identity,
     new_application,
@@ -85,6 +86,13 @@ def only_the_deletion_event(found: list[tuple[str, dict]], customer_id: str) -> 
     assert event.get("ip_address") is None and event.get("user_agent") is None and event.get("request_id") is None
 
 
+async def after_the_follow_up(runtime, clock) -> None:
+    """Let the erasure's follow-up sweep (10 s after it) come due and run; it holds the id and address until then."""
+    clock.advance(seconds=11)
+    await runtime.jobs.run_due()
+    await runtime.drain()
+
+
 async def wait_until_gone(customer_id: str, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.05)):
         if await customers.get(customer_id) is None:
@@ -93,7 +101,7 @@ async def wait_until_gone(customer_id: str, timeout: float = 10.0) -> None:
     raise AssertionError(f"customer {customer_id} still exists")
 
 
-async def test_deleting_without_grace_leaves_nothing_of_the_customer_anywhere(gql, mailbox, runtime):
+async def test_deleting_without_grace_leaves_nothing_of_the_customer_anywhere(gql, mailbox, runtime, clock):
     # given a customer who left data in every collection
     token, me, email, given, family = await rich_customer(gql, mailbox, runtime, "erase")
     assert len(await traces_of(me, email, given, family)) > 5
@@ -105,7 +113,7 @@ async def test_deleting_without_grace_leaves_nothing_of_the_customer_anywhere(gq
     assert deleted == {"__typename": "AccountDeleted", "erased": True, "eraseAt": None}
     confirmation = await mailbox.wait_for(email, "was deleted")
     assert given in confirmation.text
-    await runtime.drain()
+    await after_the_follow_up(runtime, clock)
     # and nothing of them remains anywhere (not even the record of that mail) but the deletion event
     only_the_deletion_event(await traces_of(me, email, given, family), me)
     # and their token is dead, and the email is free to register again
@@ -205,7 +213,7 @@ async def test_the_sweep_after_the_grace_period_erases_everything_once_on_two_in
     await asyncio.gather(runtime.jobs.run(job_id), runtime.jobs.run(job_id))
     await wait_until_gone(me)
     confirmations = await mailbox.wait_for(email, "was deleted")
-    await runtime.drain()
+    await after_the_follow_up(runtime, clock)
 
     # then the account is erased, once, and nothing of it remains but the deletion event
     assert "deleted" in confirmations.subject
@@ -260,13 +268,13 @@ async def test_an_erasure_cut_short_is_finished_by_the_sweep(gql, mailbox, runti
     clock.advance(seconds=11)
     await runtime.jobs.run(left.deletion_job_id)
     await wait_until_gone(me)
-    await runtime.drain()
+    await after_the_follow_up(runtime, clock)
 
     # then it finished the erasure: nothing remains but the deletion event
     only_the_deletion_event(await traces_of(me, email, given, family), me)
 
 
-async def test_an_admin_erasure_goes_through_the_same_function(gql, mailbox, runtime):
+async def test_an_admin_erasure_goes_through_the_same_function(gql, mailbox, runtime, clock):
     # given a customer, and an admin's context
     _, me, email, given, family = await rich_customer(gql, mailbox, runtime, "byadmin")
     ctx = await runtime.context(client_id=None, principal=None, request=RequestMeta(ip_address="198.51.100.7"))
@@ -276,7 +284,7 @@ async def test_an_admin_erasure_goes_through_the_same_function(gql, mailbox, run
     with pytest.raises(NotFound):
         await account.erase_account(ctx, uuid.uuid4().hex, actor=account.Actor("admin", "admin-1"))
     await mailbox.wait_for(email, "was deleted")
-    await runtime.drain()
+    await after_the_follow_up(runtime, clock)
 
     # then nothing of the customer remains but the deletion event, which names the admin
     found = await traces_of(me, email, given, family)
@@ -304,7 +312,37 @@ async def test_an_account_an_admin_enabled_again_is_not_erased_and_can_be_delete
     assert (await customers.get(me)).deletion_job_id not in (None, first_job)
 
 
-async def test_mail_to_an_address_the_customer_changed_from_is_erased_too(gql, mailbox, runtime):
+CUSTOMER_DISABLE = 'mutation($id: ID!) { customerDisable(id: $id) { __typename ... on Customer { status } } }'
+CUSTOMER_ENABLE = 'mutation($id: ID!) { customerEnable(id: $id) { __typename ... on Customer { status } } }'
+
+
+async def test_a_deletion_an_admin_cancelled_does_not_fire_when_the_account_is_disabled_again(gql, mailbox, runtime,
+                                                                                             clock):
+    # given a scheduled deletion that an admin cancels by enabling the account, then disables it (an
+    # investigation) before the grace period ends
+    headers, _, me, email, _, _ = await schedule(gql, mailbox, runtime, "cancelled", 3)
+    first_job = (await customers.get(me)).deletion_job_id
+    admin = await admin_token(runtime, gql)
+    enabled = assert_no_errors(await gql(CUSTOMER_ENABLE, {"id": me}, token=admin))["customerEnable"]
+    disabled = assert_no_errors(await gql(CUSTOMER_DISABLE, {"id": me}, token=admin))["customerDisable"]
+    assert (enabled["status"], disabled["status"]) == ("ACTIVE", "DISABLED")
+
+    # when the grace period has passed and the jobs run
+    clock.advance(days=3, minutes=1)
+    await runtime.jobs.run(first_job)
+    await runtime.jobs.run_due()
+
+    # then the account still exists, and once enabled its owner signs in (without the stand-in factor, whose
+    # secret is no real sealed one)
+    kept = await customers.get(me)
+    assert kept is not None and kept.deletion_job_id is None and kept.deletion_due_at_ms is None
+    admin = await admin_token(runtime, gql)  # the first one's session has ended meanwhile
+    assert_no_errors(await gql(CUSTOMER_ENABLE, {"id": me}, token=admin))
+    await mfa_store.delete_for_customer(me)
+    assert (await sign_in(gql, email, headers=headers))["__typename"] == "SessionCreated"
+
+
+async def test_mail_to_an_address_the_customer_changed_from_is_erased_too(gql, mailbox, runtime, clock):
     # given a customer who changed their email (the old address got a notice), then asked for their data
     old = unique_email("moved-from")
     token = await active_customer(gql, mailbox, old)
@@ -322,7 +360,94 @@ async def test_mail_to_an_address_the_customer_changed_from_is_erased_too(gql, m
     deleted = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token))["accountDelete"]
     assert deleted["__typename"] == "AccountDeleted"
     await wait_until_gone(me)
-    await runtime.drain()
+    await after_the_follow_up(runtime, clock)
 
     # then no mail record names either address any more, nor anything else but the deletion event
     only_the_deletion_event(await traces_of(me, old, new), me)
+
+
+async def test_traces_written_after_the_erasure_swept_are_gone_after_its_follow_up(gql, mailbox, runtime, clock,
+                                                                                  monkeypatch):
+    # given a customer, and requests in flight that write about them just after the erasure's sweep: a failed
+    # sign-in's audit event, a consent answer, a mail
+    from resolvers import audit
+    from stores.documents import OutboxDocument, OutboxStatus
+
+    token, me, email, given, family = await rich_customer(gql, mailbox, runtime, "raced")
+    real_sweep, raced = erasure.erase_traces, []
+
+    async def sweep_then_a_racing_write(customer_id, *args):
+        swept = await real_sweep(customer_id, *args)
+        if not raced:
+            raced.append(customer_id)
+            ctx = await runtime.context(client_id=None, principal=None, request=RequestMeta(ip_address="198.51.100.9"))
+            await audit.record(ctx, "customer.login_failed", subject_id=me, actor_kind="public")
+            await record_consent(me, "default", "newsletter", clock.now())
+            await OutboxDocument.get_pymongo_collection().insert_one(OutboxDocument(
+                id=uuid.uuid4().hex, kind="password_reset", to=email, subject_id=me, status=OutboxStatus.DEAD,
+                created_at=clock.now()).model_dump(by_alias=True))
+        return swept
+
+    monkeypatch.setattr(erasure, "erase_traces", sweep_then_a_racing_write)
+
+    # when they delete their account, and the erasure's follow-up comes due
+    deleted = assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token))["accountDelete"]
+    await mailbox.wait_for(email, "was deleted")
+    await runtime.drain()
+    left_by_the_race = {name for name, _ in await traces_of(me, email)}
+    await after_the_follow_up(runtime, clock)
+
+    # then the racing writes were there after the erasure, and its follow-up removed them: nothing of the
+    # customer remains but the deletion event
+    assert deleted["erased"] is True and raced == [me]
+    assert {"audit_events", "consent_events", "outbox"} <= left_by_the_race
+    only_the_deletion_event(await traces_of(me, email, given, family), me)
+
+
+AUDIT_EVENTS = """
+query Events($filter: AuditEventFilter) { auditEvents(first: 100, filter: $filter) {
+  edges { node { action actor { kind id } target { kind id } details } } } }
+"""
+
+
+async def test_an_admins_events_about_an_erased_customer_stay_pseudonymised_and_the_customers_own_go(
+        gql, mailbox, runtime, clock):
+    from resolvers import audit
+
+    # given a customer whom an admin disabled and enabled again, and who then signed in and deleted their account
+    email = unique_email("accountable")
+    await active_customer(gql, mailbox, email)
+    admin = await admin_token(runtime, gql)
+    me = (await customers.get_by_normalized_email("default", email.lower())).id
+    assert_no_errors(await gql(CUSTOMER_DISABLE, {"id": me}, token=admin))
+    assert_no_errors(await gql(CUSTOMER_ENABLE, {"id": me}, token=admin))
+    admin_id = assert_no_errors(await gql("query { adminMe { id } }", token=admin))["adminMe"]["id"]
+    # (and a partner's event whose details name them, as an integration might record)
+    ctx = await runtime.context(client_id=None, principal=None, request=RequestMeta())
+    key_id = uuid.uuid4().hex
+    await audit.record(ctx, "customer.partner_note", subject_id=me, actor_kind="api_key", actor_id=key_id,
+                       note=f"synced {email.upper()} ({me})", ids=[me])
+    token = (await sign_in(gql, email))["token"]
+    assert_no_errors(await gql(DELETE, {"password": PASSWORD}, token=token))
+    await after_the_follow_up(runtime, clock)
+
+    # when the admin reads the audit log: their own actions, and the events naming the customer
+    async def events(**filter_):
+        page = assert_no_errors(await gql(AUDIT_EVENTS, {"filter": filter_}, token=admin))["auditEvents"]
+        return [edge["node"] for edge in page["edges"]]
+
+    theirs = [event for event in await events(actorId=admin_id) + await events(actorId=key_id)
+              if event["action"].startswith("customer.")]
+    about_them = await events(targetId=me)
+
+    # then the staff's actions are still there, naming the customer only by one pseudonym, details included
+    assert sorted(event["action"] for event in theirs) == ["customer.disabled", "customer.enabled",
+                                                           "customer.partner_note"]
+    pseudonym = theirs[0]["target"]["id"]
+    assert pseudonym.startswith("erased:") and {event["target"]["id"] for event in theirs} == {pseudonym}
+    assert not [event for event in theirs if me in json.dumps(event) or email.lower() in json.dumps(event).lower()]
+    note = next(event for event in theirs if event["action"] == "customer.partner_note")
+    assert note["details"] == {"note": f"synced {pseudonym} ({pseudonym})", "ids": [pseudonym]}
+    # and of the events naming the customer only the deletion remains: their sign-ins and the rest are gone
+    assert [event["action"] for event in about_them] == ["customer.deleted"]
+    assert [event["action"] for event in await events(actorId=me)] == ["customer.deleted"]

@@ -228,3 +228,30 @@ async def test_consent_answers_are_limited_per_customer_and_the_refused_one_is_n
         # then the fourth answer is limited, and the history holds the three that were recorded
         assert answers == ["ConsentRecorded"] * 3 + ["RateLimitedError"]
         assert [e["granted"] for e in events["me"]["consentHistory"]["events"]] == [True, False, True]
+
+
+async def test_an_answer_that_races_the_accounts_erasure_is_not_left_behind(gql, mailbox, runtime, monkeypatch):
+    # given a customer answering a consent, whose account is disabled for its erasure just as the answer is written
+    from stores import consents as consent_store
+    from stores.documents import CustomerDocument
+
+    application_id, headers = await application_with(runtime, NEWSLETTER)
+    email = unique_email("racing-consent")
+    token = await active_customer(gql, mailbox, email, headers=headers)
+    me = assert_no_errors(await gql("query { me { id } }", token=token, headers=headers))["me"]["id"]
+    real_append = consent_store.append
+
+    async def append_while_erased(event):
+        await real_append(event)
+        await CustomerDocument.get_pymongo_collection().update_one(
+            {"_id": me}, {"$set": {"status": "disabled"}, "$inc": {"credential_version": 1}})
+
+    monkeypatch.setattr(consent_store, "append", append_while_erased)
+
+    # when the answer completes
+    result = await gql(SET, {"input": {"applicationId": application_id, "key": "newsletter", "granted": True}},
+                       token=token, headers=headers)
+
+    # then it is refused, and no consent event of theirs remains
+    assert_denied(result, "UNAUTHENTICATED")
+    assert await ConsentEventDocument.get_pymongo_collection().count_documents({"customer_id": me}) == 0

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from gateway.observability import redact
 
 from stores.documents import CustomerDocument
-from tests.flows import active_customer, add_totp_factor, link_identity, new_application, record_consent
+from tests.flows import PASSWORD, active_customer, add_totp_factor, link_identity, new_application, record_consent
 from tests.support import assert_no_errors, unique_email
 
 EXPORT = """
@@ -179,3 +179,59 @@ async def test_a_download_url_in_a_log_line_keeps_no_token(gql, mailbox, runtime
     # then the token is gone and the route stays readable
     secret = path_of(url).rsplit("/", 1)[1].split(".")[0]
     assert secret not in cleaned and '"GET /me/export/[redacted] HTTP/1.1" 200' in cleaned
+
+
+REAUTHENTICATE = """
+mutation Reauth($password: String!) { sessionReauthenticate(input: {password: $password}) {
+  __typename ... on SessionReauthenticated { token } } }
+"""
+
+
+async def test_a_session_that_signed_in_too_long_ago_must_reauthenticate_for_an_export(gql, http, mailbox, runtime,
+                                                                                      clock):
+    # given a customer who signed in 11 minutes ago (the policy asks for a proof within 10)
+    token, _, _ = await customer_with_data(gql, mailbox, runtime, "stale")
+    clock.advance(minutes=11)
+
+    # when they ask for an export, then re-authenticate and ask again
+    stale = await export_url(gql, token)
+    fresh = assert_no_errors(await gql(REAUTHENTICATE, {"password": PASSWORD}, token=token))
+    link = await export_url(gql, fresh["sessionReauthenticate"]["token"])
+
+    # then the stale session gets no link, and the proven one does, which downloads
+    assert stale == {"__typename": "ReauthenticationRequiredError", "code": "REAUTHENTICATION_REQUIRED"}
+    assert link["__typename"] == "DataExportLink"
+    assert (await http.get(path_of(link["url"]))).status_code == 200
+
+
+async def test_other_requests_are_answered_while_an_export_is_being_rendered(gql, http, mailbox, runtime,
+                                                                           monkeypatch):
+    # given a customer's HTML export link, and a page render that holds until the test lets it go
+    import asyncio
+    import threading
+
+    from gateway import exports
+
+    token, _, _ = await customer_with_data(gql, mailbox, runtime, "busy")
+    link = await export_url(gql, token, "HTML")
+    rendering, release, released_by_us = threading.Event(), threading.Event(), []
+    real_render = exports.render_html
+
+    def held_render(document):
+        rendering.set()
+        released_by_us.append(release.wait(timeout=5))  # on the event loop, nothing could release it
+        return real_render(document)
+
+    monkeypatch.setattr(exports, "render_html", held_render)
+
+    # when the download starts, and another request comes while the page renders
+    download = asyncio.ensure_future(http.get(path_of(link["url"])))
+    assert await asyncio.to_thread(rendering.wait, 10)
+    health = await http.get("/healthz")
+    release.set()
+    response = await download
+
+    # then the other request was answered during the render, and the download completed
+    assert health.status_code == 200
+    assert released_by_us == [True]
+    assert response.status_code == 200 and "newsletter" in response.text

@@ -290,3 +290,56 @@ def test_a_look_up_begun_before_a_drop_never_puts_the_old_documents_back():
     # then only the later one is kept
     assert stale is None
     assert cache.get("client") == ("new application", "new policy")
+
+
+async def test_a_policy_assigned_while_it_is_being_deleted_is_put_back_and_in_use(gql, runtime, monkeypatch):
+    # given a policy no application uses, and an admin assigning it to an application just as another
+    # deletes it (after the delete checked that none uses it)
+    from stores import config
+
+    admin = await admin_token(runtime, gql)
+    policy = await create_policy(gql, admin, mfa={"mode": "REQUIRED"})
+    application_id, client_id = await new_application(runtime)
+    real_delete = config.delete_policy
+
+    async def assigned_meanwhile(policy_id):
+        await config.update_application(application_id, {"policy_id": policy_id})
+        return await real_delete(policy_id)
+
+    monkeypatch.setattr(config, "delete_policy", assigned_meanwhile)
+
+    # when the delete completes
+    result = assert_no_errors(await gql(DELETE, {"id": policy["id"]}, token=admin))["selfServicePolicyDelete"]
+
+    # then it answers as if the assignment came first, and the policy is there as it was, serving the application
+    assert result["__typename"] == "PolicyInUseError"
+    kept = assert_no_errors(await gql(ONE, {"id": policy["id"]}, token=admin))["selfServicePolicy"]
+    assert kept == policy
+    assert (await config.get_application(application_id)).policy_id == policy["id"]
+
+
+SELF_SERVICE = "query { me { selfService { dataExport } } }"
+
+
+async def test_an_application_whose_policy_is_gone_serves_under_the_default_policy_with_a_warning(
+        gql, mailbox, runtime, caplog):
+    # given an application whose own policy (data export off) was deleted under it
+    import logging
+
+    from stores.documents import PolicyDocument
+
+    application_id, client_id = await new_application(runtime, account_management={"data_export": False})
+    policy_id = f"policy-{application_id.removeprefix('app-')}"
+    await PolicyDocument.get_pymongo_collection().delete_one({"_id": policy_id})
+    runtime.forget_applications()
+    headers = {"x-application-id": client_id}
+    caplog.set_level(logging.WARNING, logger="gateway.policies")
+
+    # when a customer registers, activates and signs in there
+    token = await active_customer(gql, mailbox, unique_email("orphan"), headers=headers)
+    areas = assert_no_errors(await gql(SELF_SERVICE, token=token, headers=headers))["me"]["selfService"]
+
+    # then it works, under the default policy (data export on), and the gap is logged with both ids
+    assert areas == {"dataExport": True}
+    warned = [r for r in caplog.records if getattr(r, "missing_policy_id", None) == policy_id]
+    assert warned and warned[0].application_id == application_id and warned[0].levelno == logging.WARNING

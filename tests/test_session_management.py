@@ -144,3 +144,71 @@ async def test_session_revocation_needs_a_customer(gql, runtime):
     # then they are told to sign in as a customer
     assert_denied(await gql(REVOKE_OTHERS), "UNAUTHENTICATED")
     assert_denied(await gql(REVOKE, {"id": "x"}, token=admin), "FORBIDDEN")
+
+
+async def test_listing_sessions_reads_the_labels_stored_at_sign_in_and_parses_only_older_sessions(
+        gql, mailbox, monkeypatch):
+    # given a customer signed in with a browser never seen before, and a session stored before labels were
+    # (the same kind of browser, its user agent equally new)
+    import uuid
+
+    import ua_parser
+
+    from resolvers.sessions import describe_user_agent
+    from stores.documents import SessionDocument
+
+    email = unique_email("labels")
+    await active_customer(gql, mailbox, email)
+    fresh_agent = f"{WINDOWS_FIREFOX} Build/{uuid.uuid4().hex}"
+    token = await signed_in_with(gql, email, fresh_agent)
+    me = assert_no_errors(await gql("query { me { id } }", token=token))["me"]["id"]
+    sessions = SessionDocument.get_pymongo_collection()
+    older_agent = f"{IPHONE} Build/{uuid.uuid4().hex}"
+    older = await sessions.find_one({"subject_id": me, "user_agent": fresh_agent})
+    await sessions.insert_one({**older, "_id": uuid.uuid4().hex, "token_hash": uuid.uuid4().hex,
+                               "user_agent": older_agent, "agent": None})
+    parsed: list[str] = []
+    real_parse = ua_parser.parse
+    monkeypatch.setattr(ua_parser, "parse", lambda agent: parsed.append(agent) or real_parse(agent))
+    describe_user_agent.cache_clear()  # as on an instance that did not answer the sign-in
+
+    # when they list their sessions
+    listed = assert_no_errors(await gql(SESSIONS, token=token))["me"]["sessions"]
+
+    # then both are described, and only the older session's user agent was parsed for it
+    described = {s["userAgent"]: (s["device"], s["browser"], s["os"]) for s in listed}
+    assert described[fresh_agent] == (None, "Firefox 121", "Windows 10")
+    assert described[older_agent] == ("iPhone", "Mobile Safari 17", "iOS 17.1")
+    assert parsed == [older_agent]
+
+
+async def test_a_sign_in_beyond_the_session_limit_ends_the_least_recently_active_session(settings, clock, mailbox):
+    from tests.conftest import running_gateway
+    from tests.support import GraphQLClient
+
+    limited = settings.model_copy(update={"max_sessions_per_subject": 3})
+    async with running_gateway(limited, clock) as (_, http):
+        gql = GraphQLClient(http)
+        # given a customer signed in three times, a second apart, with a limit of three sessions
+        email = unique_email("limit")
+        first = await active_customer(gql, mailbox, email)
+        tokens = [first]
+        for _ in range(2):
+            clock.advance(seconds=1)
+            tokens.append((await sign_in(gql, email))["token"])
+
+        # when they sign in a fourth time
+        clock.advance(seconds=1)
+        fourth = (await sign_in(gql, email))["token"]
+
+        # then the first session has ended, and the other three work
+        assert_denied(await gql(ME, token=first), "UNAUTHENTICATED")
+        for token in [*tokens[1:], fourth]:
+            assert assert_no_errors(await gql(ME, token=token))["me"]["email"] == email
+        listed = assert_no_errors(await gql(SESSIONS, token=fourth))["me"]["sessions"]
+        assert len(listed) == 3
+        # and the customer's security activity says why
+        activity = assert_no_errors(await gql(
+            "query { me { securityActivity(first: 5) { edges { node { action actorKind } } } } }", token=fourth))
+        actions = [edge["node"] for edge in activity["me"]["securityActivity"]["edges"]]
+        assert {"action": "customer.sessions_evicted", "actorKind": "system"} in actions
