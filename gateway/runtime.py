@@ -53,6 +53,7 @@ JOB_HANDLERS = {registration.REGISTRATION_MAIL: registration.send_registration_m
                 account.ERASURE_JOB: account.run_erasure,
                 account.ERASURE_FOLLOW_UP_JOB: account.run_erasure_follow_up,
                 account.DELETION_NOTICE_JOB: account.send_deletion_notice,
+                account.IDENTITY_NOTICE_JOB: account.send_identity_notice,
                 passkeys.PASSKEY_NOTICE: passkeys.send_notice,
                 email_sign_in.MAIL_JOB: email_sign_in.send_mail}
 DEFERRED_RETRY_AFTER_SECONDS = 5

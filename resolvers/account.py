@@ -59,6 +59,7 @@ ERASURE_FOLLOW_UP_JOB = "account_erasure_follow_up"
 FOLLOW_UP_DELAY_MS = 10_000  # long enough for a request that began before the erasure to have written
 PSEUDONYM_LABEL = "identity-gateway/erased-customer/v1"
 DELETION_NOTICE_JOB = "account_deletion_notice"
+IDENTITY_NOTICE_JOB = "linked_identity_notice"  # "a sign-in with <provider> was linked / unlinked" mails
 UNDO_PURPOSE = "account_deletion_undo"
 UNDO_PATH = "/account/restore"
 DAY_MS = 86_400_000
@@ -143,6 +144,7 @@ async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods
             raise NotFound("No linked identity has this id.", field="id")
         if ways_in(customer) <= 1:
             raise LastLoginMethod()
+        notice = await prepare_identity_notice(ctx, customer.id, identity.id, identity.provider, "removed")
         if await login_method_store.remove_linked_identity(
                 customer.id, identity.id, expected_count=len(customer.linked_identities),
                 expected_password_hash=customer.password_hash, now_ms=ctx.now_ms(),
@@ -151,6 +153,7 @@ async def remove_linked_identity(ctx: Context, identity_id: str) -> LoginMethods
         # the ways in changed meanwhile (another unlink, a new link): count them again
     else:
         raise RuntimeError("linked identity removal kept racing with other changes")
+    ctx.jobs.start(notice)
     if identity.issuer is not None:
         await login_method_store.release(
             login_method_store.claim_id(customer.store_id, identity.issuer, identity.subject), customer_id)
@@ -217,10 +220,33 @@ async def add_linked_identity(ctx: Context, customer: CustomerDocument, *, provi
         return LinkOutcome.IN_USE
     identity = LinkedIdentity(id=new_id(), provider=provider, subject=subject, email=email,
                               linked_at_ms=ctx.now_ms(), issuer=issuer)
+    notice = await prepare_identity_notice(ctx, customer.id, identity.id, provider, "added")
     if not await login_method_store.add_linked_identity(customer.id, identity):
         await login_method_store.release(login_method_store.claim_id(customer.store_id, issuer, subject), customer.id)
         raise unauthenticated()  # the account is gone
+    ctx.jobs.start(notice)
     return LinkOutcome.LINKED
+
+
+async def prepare_identity_notice(ctx: Context, customer_id: str, identity_id: str, provider: str, change: str) -> str:
+    """The durable job mailing "a sign-in with <provider> was linked to / removed from your account",
+    written before the change (once made, its notice is not lost; if the change fails, the job finds it
+    did not hold and mails nothing)."""
+    return await ctx.jobs.enqueue(IDENTITY_NOTICE_JOB, {"customer_id": customer_id, "identity_id": identity_id,
+                                                        "provider": provider, "change": change})
+
+
+async def send_identity_notice(ctx: Context, payload: dict, job_id: str) -> None:
+    """The job: mail the account's verified address about a linked or removed identity, if the change held."""
+    customer = await customers.get(payload["customer_id"])
+    if customer is None or not customer.email_verified:
+        return
+    added = payload["change"] == "added"
+    if added != any(i.id == payload["identity_id"] for i in customer.linked_identities):
+        return  # the change failed, or was undone since: nothing to tell
+    await ctx.mailer.send("identity_linked" if added else "identity_unlinked", customer.email,
+                          {"customer": customer_view(customer), "provider": payload["provider"]},
+                          ctx.application, customer.locale, subject_id=customer.id)
 
 
 # -- deletion ----------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ SAMPLE_VARIABLES: dict[str, dict[str, Any]] = {
                                    "expires_in_minutes": 43200},
     "account_deleted": {"customer": SAMPLE_CUSTOMER},
     "passkey_added": {"customer": SAMPLE_CUSTOMER, "passkey_name": "Chrome on Mac OS X"},
+    "identity_linked": {"customer": SAMPLE_CUSTOMER, "provider": "google"},
+    "identity_unlinked": {"customer": SAMPLE_CUSTOMER, "provider": "google"},
     "passkey_removed": {"customer": SAMPLE_CUSTOMER, "passkey_name": "Chrome on Mac OS X"},
     "email_sign_in": {"customer": SAMPLE_CUSTOMER, "code": "123456", "expires_in_minutes": 10,
                       "action_url": "https://example.com/sign-in/email?token=SAMPLE"},

@@ -129,6 +129,13 @@ def _check_rules(problems: Problems, flat: dict[str, Any], merged: dict[str, Any
     if given and None not in (passwords["min_length"], passwords["max_length"]) \
             and passwords["min_length"] > passwords["max_length"]:
         problems.add(graphql_name(given[0]), "OUT_OF_RANGE", "minLength cannot be above maxLength.")
+    # A passwordless account's first (and usual) way in is an emailed link or code: without it, the
+    # customers this policy registers could never sign in (social sign-in is per provider, passkeys are
+    # added once signed in).
+    given = [p for p in ("passwordless", "email_sign_in.enabled") if p in flat]
+    if given and merged["passwordless"] and not merged["email_sign_in"]["enabled"]:
+        problems.add(graphql_name(given[0]), "NOT_ALLOWED",
+                     "A passwordless policy needs emailed sign-in (emailSignIn.enabled): its customers have no password.")
     sessions = merged["sessions"]
     given = [p for p in ("sessions.idle_timeout_minutes", "sessions.absolute_lifetime_minutes") if p in flat]
     if given and None not in (sessions["idle_timeout_minutes"], sessions["absolute_lifetime_minutes"]) \

@@ -172,7 +172,8 @@ async def test_two_admins_editing_the_same_version_never_overwrite_each_other(gq
 
     # when the first saves a change, then the second saves another change read at version 1
     saved = await update_policy(gql, first, policy, passwordPolicy={"minLength": 12})
-    stale = await update_policy(gql, second, policy, passwordPolicy={"minLength": 10}, passwordless=True)
+    stale = await update_policy(gql, second, policy, passwordPolicy={"minLength": 10}, passwordless=True,
+                                emailSignIn={"enabled": True})
 
     # then the second gets a ConflictError with the current version, and the first change stands alone
     assert saved["version"] == 2
@@ -243,7 +244,8 @@ async def test_each_policy_mutation_records_an_audit_event_with_the_admin_as_act
 
     # when they create, update and delete a policy
     policy = await create_policy(gql, admin)
-    await update_policy(gql, admin, policy, passwordPolicy={"minLength": 12}, passwordless=True)
+    await update_policy(gql, admin, policy, passwordPolicy={"minLength": 12}, passwordless=True,
+                        emailSignIn={"enabled": True})
     assert_no_errors(await gql(DELETE, {"id": policy["id"]}, token=admin))
 
     # then each left one audit event, naming the admin and the changed fields
@@ -251,7 +253,8 @@ async def test_each_policy_mutation_records_an_audit_event_with_the_admin_as_act
     events = await AuditEventDocument.get_pymongo_collection().find({"subject_id": policy["id"]}).to_list()
     assert {(e["actor_kind"], e["actor_id"]) for e in events} == {("admin", me["id"])}
     updated = next(e for e in events if e["type"] == "policy.updated")
-    assert updated["data"] == {"fields": ["passwordPolicy.minLength", "passwordless"], "version": 2}
+    assert updated["data"] == {"fields": ["emailSignIn.enabled", "passwordPolicy.minLength", "passwordless"],
+                               "version": 2}
 
 
 async def test_policies_need_their_permissions(gql, mailbox, runtime):
@@ -343,3 +346,19 @@ async def test_an_application_whose_policy_is_gone_serves_under_the_default_poli
     assert areas == {"dataExport": True}
     warned = [r for r in caplog.records if getattr(r, "missing_policy_id", None) == policy_id]
     assert warned and warned[0].application_id == application_id and warned[0].levelno == logging.WARNING
+
+
+async def test_a_passwordless_policy_needs_emailed_sign_in(gql, runtime):
+    # given an admin and a policy with emailed sign-in off (the default)
+    admin = await admin_token(runtime, gql)
+    policy = await create_policy(gql, admin)
+
+    # when they make it passwordless alone, then with emailed sign-in, then turn emailed sign-in off
+    alone = await update_policy(gql, admin, policy, passwordless=True)
+    both = await update_policy(gql, admin, policy, passwordless=True, emailSignIn={"enabled": True})
+    off = await update_policy(gql, admin, policy, version=both["version"], emailSignIn={"enabled": False})
+
+    # then a policy whose customers could never sign in is refused, on the field the admin gave
+    assert alone["__typename"] == "InvalidInputError" and alone["fields"][0]["field"] == "passwordless"
+    assert both["passwordless"] is True
+    assert off["__typename"] == "InvalidInputError" and off["fields"][0]["field"] == "emailSignIn.enabled"

@@ -286,7 +286,8 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
         app, gql, mailbox, runtime, provider_server):
     # given a customer with a password, signed in just now, and a provider identity with another email
     social = await social_application(runtime, gql, provider_server)
-    token = await active_customer(gql, mailbox, unique_email("social-link"), headers=social.headers)
+    email = unique_email("social-link")
+    token = await active_customer(gql, mailbox, email, headers=social.headers)
     customer_id = assert_no_errors(await social.gql("{ me { id } }", token=token))["me"]["id"]
     sub = new_sub()
     await social.user(sub, email=unique_email("social-other-address"), email_verified=True)
@@ -300,6 +301,9 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
     methods = assert_no_errors(await social.gql(ME, token=token))["me"]["loginMethods"]
     assert [(i["provider"], i["subject"]) for i in methods["linkedIdentities"]] == [("acme", sub)]
     assert await events("customer.identity_linked", provider="acme")
+    # and the account's address is told, in case it was not them
+    linked_notice = await mailbox.wait_for(email, "with acme was linked")
+    assert "remove it from your sign-in methods" in linked_notice.text
 
     # when they sign in with the provider (another browser)
     async with browser(app) as client:
@@ -311,6 +315,7 @@ async def test_a_signed_in_customer_links_the_provider_then_signs_in_with_it_and
     # when they unlink it (the password stays a way in)
     removed = assert_no_errors(await social.gql(REMOVE, {"id": methods["linkedIdentities"][0]["id"]}, token=token))
     assert removed["linkedIdentityRemove"]["loginMethods"]["linkedIdentities"] == []
+    await mailbox.wait_for(email, "with acme was removed")
 
     # then the provider no longer signs anyone in to it: a new identity with no account (its own email)
     async with browser(app) as client:
