@@ -548,3 +548,29 @@ async def test_abandoned_passkey_challenges_are_cleaned_up(gql, runtime, clock):
 
     # then it is gone
     assert await challenges.find_one({"_id": key}) is None
+
+
+async def test_a_passwordless_customer_registers_and_then_signs_in_with_a_passkey_alone(gql, mailbox, runtime):
+    from tests.test_email_sign_in import ME as PASSWORDLESS_ME
+    from tests.test_email_sign_in import REQUEST, VERIFY, code_in, passwordless_application, passwordless_customer
+
+    # given a passwordless application, and a customer who registered there without a password and
+    # activated their account from the mailed link
+    headers = await passwordless_application(runtime)
+    email = await passwordless_customer(gql, mailbox, headers)
+
+    # when they sign in the first time with the emailed code, add a passkey, and later sign in with it alone
+    assert_no_errors(await gql(REQUEST, {"input": {"email": email}}, headers=headers))
+    code = code_in(await mailbox.wait_for(email, "sign-in"))
+    first = assert_no_errors(await gql(VERIFY, {"input": {"email": email, "code": code}},
+                                       headers=headers))["emailSignInCodeVerify"]
+    device = SoftPasskey()
+    added = await add_passkey(gql, first["token"], device, name="Phone", headers=headers)
+    later = await passkey_sign_in(gql, device, headers=headers)
+
+    # then the passkey alone signs them in, to an account that never had a password to change
+    assert added["__typename"] == "PasskeyAdded"
+    assert later["__typename"] == "SessionCreated"
+    me = assert_no_errors(await gql(PASSWORDLESS_ME, token=later["token"], headers=headers))["me"]
+    assert me["email"] == email
+    assert me["security"]["canChangePassword"] is False and me["loginMethods"]["password"] is False
