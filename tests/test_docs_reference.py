@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
 from graphql import (
+    ExecutableDefinitionNode,
     GraphQLSyntaxError,
+    InputObjectTypeDefinitionNode,
     InterfaceTypeDefinitionNode,
     ObjectTypeDefinitionNode,
     TypeDefinitionNode,
@@ -31,13 +34,11 @@ from graphql import (
     print_ast,
     validate,
 )
-from graphql.language import ExecutableDefinitionNode, InputObjectTypeDefinitionNode
 
 from schema.admins import field_access
 from schema.root import build_schema
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-API = DOCS / "api.md"
 EXAMPLE_FILES = ("api.md", "playground.md")
 NOT_VALIDATED = "# not validated:"
 
@@ -61,37 +62,30 @@ class Block:
     body: str
 
 
-def prose_lines(text: str) -> list[tuple[int, str]]:
-    """The lines outside fenced code blocks (CommonMark: a fence closes only on a bare fence at least as long)."""
-    found, fence = [], None
-    for number, line in enumerate(text.splitlines(), 1):
-        match = FENCE.match(line)
-        if fence is None:
-            if match:
-                fence = match.group(1)
-            else:
-                found.append((number, line))
-        elif match and match.group(1).startswith(fence[0] * len(fence)) and not match.group(2) \
-                and line.strip() == match.group(1):
-            fence = None
-    return found
+@dataclass(frozen=True)
+class Markdown:
+    prose: list[tuple[int, str]]  # (line number, line) outside fenced code
+    blocks: list[Block]
 
 
-def fenced_blocks(file: str) -> list[Block]:
-    """Every fenced block of docs/<file>; fails on a fence left open."""
-    blocks, opened, body = [], None, []
+def read(file: str) -> Markdown:
+    """docs/<file> split into prose and fenced blocks, as CommonMark does: a fence closes only on a bare
+    fence of the same character, at least as long. Fails on a fence left open."""
+    prose, blocks, opened, body = [], [], None, []
     for number, line in enumerate((DOCS / file).read_text(encoding="utf-8").splitlines(), 1):
         match = FENCE.match(line)
         if opened is None:
             if match:
                 opened, body = (number, match.group(1), match.group(2)), []
+            else:
+                prose.append((number, line))
         elif match and match.group(1).startswith(opened[1][0] * len(opened[1])) and line.strip() == match.group(1):
             blocks.append(Block(file, opened[0], opened[2], "\n".join(body)))
             opened = None
         else:
             body.append(line)
     assert opened is None, f"{file}:{opened[0]}: this code fence is never closed"
-    return blocks
+    return Markdown(prose, blocks)
 
 
 def github_anchor(heading: str) -> str:
@@ -102,10 +96,12 @@ def github_anchor(heading: str) -> str:
     return "".join(ch for ch in text if ch.isalnum() or ch in "_- ").replace(" ", "-")
 
 
+@cache
 def anchors(file: str) -> set[str]:
+    """The ids of docs/<file>'s headings (a repeated heading's get ``-1``, ``-2`` …)."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    for _, line in prose_lines((DOCS / file).read_text(encoding="utf-8")):
+    for _, line in read(file).prose:
         match = HEADING.match(line)
         if match:
             anchor = github_anchor(match.group(2))
@@ -117,7 +113,7 @@ def anchors(file: str) -> set[str]:
 
 def operations_table() -> list[tuple[str, str, str, str]]:
     """(operation, anchor, kind, needs) for each row of the first table under ``## Operations``."""
-    lines = [line for _, line in prose_lines(API.read_text(encoding="utf-8"))]
+    lines = [line for _, line in read("api.md").prose]
     start = lines.index("## Operations")
     rows, in_table = [], False
     for line in lines[start + 1:]:
@@ -134,11 +130,7 @@ def operations_table() -> list[tuple[str, str, str, str]]:
 
 
 def examples() -> list[Block]:
-    return [block for file in EXAMPLE_FILES for block in fenced_blocks(file) if block.language == "graphql"]
-
-
-def type_string(type_) -> str:
-    return str(type_)
+    return [block for file in EXAMPLE_FILES for block in read(file).blocks if block.language == "graphql"]
 
 
 def sdl_mismatches(document) -> list[str]:
@@ -161,7 +153,7 @@ def sdl_mismatches(document) -> list[str]:
                 field = fields.get(written.name.value)
                 if field is None:
                     problems.append(f"{name} has no field {written.name.value}")
-                elif type_string(field.type) != print_ast(written.type):
+                elif str(field.type) != print_ast(written.type):
                     problems.append(f"{name}.{written.name.value} is {field.type}, not {print_ast(written.type)}")
     return problems
 
@@ -193,7 +185,7 @@ def test_every_section_link_names_a_heading_that_exists():
     # given every link to a section in api.md and playground.md (outside code), and the headings of docs/
     broken = []
     for file in EXAMPLE_FILES:
-        for number, line in prose_lines((DOCS / file).read_text(encoding="utf-8")):
+        for number, line in read(file).prose:
             for target, anchor in LINK.findall(line):
                 # when the anchor is looked for in the file it points to
                 if target.startswith(("http:", "https:")) or "/" in target:
