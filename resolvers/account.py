@@ -68,10 +68,17 @@ UNLINK_ATTEMPTS = 5
 
 
 class Actor(NamedTuple):
-    """Who asked for a change: ``kind`` ``customer`` (the account's owner) or ``admin``, and their id."""
+    """Who asked for a change: ``kind`` ``customer`` (the account's owner), ``admin`` or ``api_key`` (a
+    partner's key), and their id."""
 
     kind: str
     id: str
+
+    @classmethod
+    def staff(cls, ctx: Context) -> Actor:
+        """The signed-in admin, or the partner API key, making the request."""
+        principal = ctx.principal
+        return cls("api_key" if principal.api_key_name is not None else "admin", principal.subject_id)
 
 
 @dataclass(frozen=True)
@@ -325,7 +332,7 @@ async def erase_account(ctx: Context, customer_id: str, *, actor: Actor) -> None
     The erasure job is written first: if this process dies midway, any instance's sweep finishes it.
     """
     customer = await customers.get(customer_id) if customer_id and len(customer_id) <= MAX_ID else None
-    if customer is None or (actor.kind == "admin" and customer.store_id != ctx.application.identity_store_id):
+    if customer is None or (actor.kind != "customer" and customer.store_id != ctx.application.identity_store_id):
         raise NotFound()
     job_id = await ctx.jobs.enqueue(ERASURE_JOB, {"customer_id": customer.id, "actor_kind": actor.kind,
                                                   "actor_id": actor.id})

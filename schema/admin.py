@@ -155,8 +155,7 @@ class AdminMutations:
                                      "their data, in every collection; the email and username become free).",
                          extensions=requires(HasPermission("customers:delete")))
     async def customer_delete(self, info: Info, id: strawberry.ID) -> CustomerDeleteResult:
-        await account.erase_account(info.context, str(id),
-                                    actor=account.Actor("admin", info.context.principal.subject_id))
+        await account.erase_account(info.context, str(id), actor=account.Actor.staff(info.context))
         return CustomerDeleted(customer_id=id)
 
     @strawberry.mutation(description="Removes every second factor of a customer (a lost phone and lost recovery "

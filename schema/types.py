@@ -123,7 +123,7 @@ class Customer:
                                 description="Each consent item of an application and the customer's answer.")
     consent_history = strawberry.field(resolver=privacy.customer_consent_history,
                                        description="The customer's newest consent events (at most 100), newest "
-                                                   "first; the data export holds them all.")
+                                                   "first (at most 100); the data export holds the newest 5,000.")
 
     # -- administration --------------------------------------------------------------------------
 

@@ -13,9 +13,8 @@ from stores import customers as customer_store
 from stores.documents import AuditEventDocument
 from tests.flows import (
     ACTIVATE,
-    PASSWORD,
-    active_customer,
     activation_token,
+    active_customer,
     admin_token,
     isolated_application,
     register,
@@ -399,3 +398,24 @@ async def test_support_resets_a_customers_mfa_and_they_sign_in_with_their_passwo
     assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
     notice = await mailbox.wait_for(email, "removed")
     assert "Every second factor" in notice.text
+
+
+async def test_an_erasure_by_a_partner_key_names_the_key_as_its_actor(gql, mailbox, runtime):
+    from tests.test_admins import signed_in_admin
+    from tests.test_api_keys import create_key
+
+    # given a customer, and a partner key that may erase customers
+    token = await active_customer(gql, mailbox, unique_email("erased-by-key"))
+    customer_id = await customer_id_of(gql, token)
+    _, _, owner = await signed_in_admin(runtime, gql)
+    key = await create_key(gql, owner, ["customers:read", "customers:delete"])
+
+    # when the key erases them
+    deleted = assert_no_errors(await gql(DELETE, {"id": customer_id}, token=key["key"]))["customerDelete"]
+    await runtime.drain()
+
+    # then the one event that stays says a partner key did it, not an admin
+    assert deleted["__typename"] == "CustomerDeleted"
+    event = await AuditEventDocument.get_pymongo_collection().find_one(
+        {"type": "customer.deleted", "subject_id": customer_id})
+    assert (event["actor_kind"], event["actor_id"]) == ("api_key", key["apiKey"]["id"])
