@@ -69,10 +69,16 @@ def _flatten(changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _merged(current: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
+    """The policy as it would be, with the document's shape always: a section given as null (refused by
+    ``_validate`` as REQUIRED) leaves the current section, so the rules between fields never read a null
+    section."""
     merged = {key: dict(value) if isinstance(value, dict) else value for key, value in current.items()}
     for path, value in flat.items():
         group, _, name = path.rpartition(".")
-        (merged[group] if group else merged)[name] = value
+        target = merged[group] if group else merged
+        if value is None and isinstance(target.get(name), dict):
+            continue
+        target[name] = value
     return merged
 
 

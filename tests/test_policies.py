@@ -111,9 +111,13 @@ async def test_a_created_policy_has_the_given_fields_and_the_defaults_and_is_lis
     ({"mfa": {"factors": ["TOTP", "TOTP"]}}, [("mfa.factors", "DUPLICATE")]),
     ({"registration": {"enabled": None}}, [("registration.enabled", "REQUIRED")]),
     ({"name": "   "}, [("name", "REQUIRED")]),
+    # A null section is refused like a null field; the rules between fields still read the policy's section.
+    ({"passwordless": True, "emailSignIn": None}, [("emailSignIn", "REQUIRED"), ("passwordless", "NOT_ALLOWED")]),
+    ({"passwordPolicy": None, "sessions": None, "mfa": None},
+     [("mfa", "REQUIRED"), ("passwordPolicy", "REQUIRED"), ("sessions", "REQUIRED")]),
 ], ids=["negative-lifetime", "zero-lifetime", "lifetime-above-a-week", "min-above-max", "min-below-nist",
         "idle-above-absolute", "every-bad-field", "mfa-without-factors", "duplicate-factor", "null-switch",
-        "blank-name"])
+        "blank-name", "null-section-beside-a-rule", "null-sections"])
 async def test_invalid_values_are_refused_with_field_errors_and_nothing_changes(gql, runtime, fields, expected):
     # given an admin and a policy
     admin = await admin_token(runtime, gql)
