@@ -107,7 +107,8 @@ class SignInMethod:
     ``template``: a part in ``gateway/templates/pages/`` rendered with the page's variables and ``part``
     (its own forms post to its own routes, with ``csrf_token(action)``); ``offered(page)``: None when
     this page does not show it (the policy does not allow it, no provider is configured), else the
-    part's variables (a dict, maybe empty). ``scripted``: the part shows only where the browser runs its
+    part's variables (a dict, maybe empty; ``primary: True`` puts it first, where no password is asked).
+    ``scripted``: the part shows only where the browser runs its
     script (a passkey needs WebAuthn). Every way in then ends in ``resolvers.sessions.complete_sign_in``
     and answers through :class:`SignInSteps`.
     """
@@ -174,6 +175,7 @@ class SignInSteps:
             part = await method.offered(page)
             if part is not None:
                 methods.append((method, part))
+        methods.sort(key=lambda offered: not offered[1].get("primary"))  # the page's main way in first
         password = shows_password(page)
         return kit.render(page, "sign_in.html", status, title=kit.gettext(page, "Sign in"), identifier=identifier,
                           error=error, notice=notice, next=next_path, show_password=password,

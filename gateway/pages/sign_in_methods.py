@@ -11,8 +11,9 @@ a 303 to ``next``, or the second-factor step).
   passkey form to ``POST /sign-in/passkey`` (``passkeys.finish_sign_in``). On the second-factor step the
   same form carries the challenge token: the passkey then answers the challenge. Without JavaScript or
   WebAuthn the form stays ``hidden``: the button is absent, not broken.
-- **Social** (one button per enabled identity provider of the application): ``POST /sign-in/social``
-  starts a flow that returns to the gateway itself (``social.start_sign_in(hosted_next=...)``: no entry
+- **Social** (one button per enabled identity provider of the application): ``GET /sign-in/social``
+  (a link carrying the page's CSRF token: a form could not be redirected on to the provider under the
+  pages' ``form-action 'self'``) starts a flow that returns to the gateway itself (``social.start_sign_in(hosted_next=...)``: no entry
   in ``redirectUrls`` needed, and none taken from the browser), and ``GET /oauth/return`` exchanges the
   grant server-side with the browser's binding cookie (``social.complete(binding=...)``). Refusals
   (``account_exists``, ``email_not_verified``...) come back to the sign-in page as ``?error=<code>``,
@@ -186,13 +187,18 @@ def routes(kit: PageKit) -> list[Route]:
 
     # -- social identities ---------------------------------------------------------------------------
     async def social_start(request: Request) -> Response:
-        page, form = await open_form(request)
-        refusal = kit.refusal(page, form, SOCIAL)
+        """A provider's button: a link (``GET``) carrying the page's CSRF token for this path, since a form
+        posted here could not be redirected on to the provider under the pages' ``form-action 'self'``."""
+        if request.method == "HEAD":  # a link preview: look, never start anything
+            return Response(status_code=204)
+        page = await kit.open(request)
+        params = request.query_params
+        refusal = kit.refusal(page, params, SOCIAL)
         if refusal is not None:
             return kit.refused(page, SOCIAL, refusal, kit.url(page, SIGN_IN))
-        next_path = text_field(form, "next", MAX_NEXT)
+        next_path = params.get("next", "")[:MAX_NEXT + 1]
         try:
-            started = await social.start_sign_in(page.ctx, text_field(form, "provider", 100),
+            started = await social.start_sign_in(page.ctx, params.get("provider", "")[:101],
                                                  hosted_next=safe_next(next_path))
         except NotFound:
             return await steps.sign_in_page(page, 404, error=kit.gettext(page, PROVIDER_UNKNOWN), next_path=next_path)
@@ -290,7 +296,7 @@ def routes(kit: PageKit) -> list[Route]:
     return [
         route(PASSKEY_START, passkey_start, ["POST"]),
         route(PASSKEY, passkey, ["POST"]),
-        route(SOCIAL, social_start, ["POST"]),
+        route(SOCIAL, social_start, ["GET"]),
         route(SOCIAL_RETURN, social_return, ["GET"]),
         route(EMAIL_LINK, email_link, ["GET", "POST"]),
         route(EMAIL_CODE, email_code, ["POST"]),

@@ -113,6 +113,14 @@ async def answer_with_passkey(client: httpx.AsyncClient, page: httpx.Response, d
     return await submit(client, page, "/sign-in/passkey", credential=json.dumps(credential))
 
 
+async def press_provider(client: httpx.AsyncClient, page: httpx.Response, provider: str,
+                         headers: dict | None = None) -> httpx.Response:
+    """Follow the sign-in page's button (a link) for ``provider``, as the browser does from the page."""
+    href = html.unescape(re.search(r'href="(/sign-in/social\?[^"]+)"', page.text).group(1))
+    href = re.sub(r"provider=[^&]*", f"provider={provider}", href)
+    return await client.get(href, headers={"sec-fetch-site": "same-origin", **(headers or {})})
+
+
 class Shop:
     """An application with the mock as its provider ``acme`` and no redirect URLs at all."""
 
@@ -140,7 +148,7 @@ class Shop:
         the gateway page the browser is sent back to (not yet opened)."""
         page = await client.get("/sign-in", params={"app": self.client_id, **({"next": next_path} if next_path else {})},
                                 headers=headers)
-        started = await submit(client, page, "/sign-in/social", provider="acme", headers=headers)
+        started = await press_provider(client, page, "acme", headers)
         assert started.status_code == 303, started.text
         assert started.headers["location"].startswith(f"{BASE}/oauth/start/acme?token=")
         at_provider = await client.get(started.headers["location"])
@@ -173,11 +181,12 @@ async def test_the_sign_in_page_offers_what_the_application_and_its_policy_allow
     # enabled provider, and no emailed link
     assert re.search(r'<form method="post" action="/sign-in/passkey" [^>]*hidden data-passkey', shop_page)
     assert '<script src="/assets/passkey-sign-in.js?v=' in shop_page
-    assert re.findall(r'name="provider" value="([^"]+)">([^<]+)<', shop_page) == [("acme", "Continue with Acme ID")]
+    assert re.findall(r'href="/sign-in/social\?app=[^"]*provider=([^&"]+)[^"]*csrf_token=[^"]+">([^<]+)<',
+                      shop_page) == [("acme", "Continue with Acme ID")]
     assert 'action="/sign-in/email-link"' not in shop_page
-    # and the other shows the emailed link with its own field, and neither passkeys nor providers
-    assert 'action="/sign-in/email-link"' in mailing_page and 'id="email"' in mailing_page
-    assert "data-passkey" not in mailing_page and 'action="/sign-in/social"' not in mailing_page
+    # and the other leads to the emailed link's page, and shows neither passkeys nor providers
+    assert f'href="/sign-in/email-link?app={mailing}">Email me a sign-in link</a>' in mailing_page
+    assert "data-passkey" not in mailing_page and "/sign-in/social" not in mailing_page
 
 
 async def test_the_passkey_script_is_served_from_the_gateway(app):
@@ -204,6 +213,19 @@ async def test_a_passkey_signs_in_on_the_page_and_the_browser_gets_its_session(a
         assert done.headers["location"] == "/account?tab=security"
         assert set_cookies(done)["gw_session"]["value"].startswith("gwc_")
         assert email in (await client.get("/account")).text
+
+
+async def test_next_with_a_query_of_its_own_keeps_the_application(app, runtime, gql, mailbox):
+    # given a customer of an application, sent to its sign-in page to come back to a tab of the account page
+    _, client_id = await new_application(runtime)
+    email = unique_email("page-next-query")
+    await active_customer(gql, mailbox, email, headers={"x-application-id": client_id})
+    async with browser(app) as client:
+        page = await client.get("/sign-in", params={"app": client_id, "next": "/account?tab=security"})
+        # when they sign in
+        done = await submit(client, page, "/sign-in", identifier=email, password=PASSWORD)
+    # then they go to that tab, for that application
+    assert done.status_code == 303 and done.headers["location"] == f"/account?app={client_id}&tab=security"
 
 
 async def test_a_passkey_for_another_site_is_refused_on_the_page(app, gql, mailbox):
@@ -340,8 +362,8 @@ async def test_an_unknown_or_disabled_provider_is_refused_on_the_page(app, runti
     shop = await Shop(runtime, gql, provider_server).create()
     async with browser(app) as client:
         page = await client.get("/sign-in", params={"app": shop.client_id})
-        # when a form names a provider it does not have
-        refused = await submit(client, page, "/sign-in/social", provider="nobody")
+        # when the button's link is changed to name a provider it does not have
+        refused = await press_provider(client, page, "nobody")
     # then the sign-in page says so, and no flow was started
     assert refused.status_code == 404 and "This way to sign in is not available." in refused.text
     assert await SocialFlowDocument.find({"provider_name": "nobody"}).count() == 0
@@ -357,6 +379,8 @@ async def test_the_emailed_link_signs_in_the_browser_that_confirms_it(app, runti
     async with browser(app) as client:
         # when they ask for a sign-in link on the sign-in page
         page = await client.get("/sign-in", params={"app": client_id, "next": "/account?tab=privacy"})
+        link = re.search(r'href="(/sign-in/email-link\?[^"]+)"', page.text).group(1)
+        page = await client.get(html.unescape(link))
         sent = await submit(client, page, "/sign-in/email-link", email=email)
         assert sent.status_code == 200 and "Check your inbox" in sent.text
     # and open the mailed link, in the browser where they read their mail, and confirm
@@ -373,6 +397,31 @@ async def test_the_emailed_link_signs_in_the_browser_that_confirms_it(app, runti
         # and the link works once
         again = await reader.get(link)
         assert "This link is invalid or has expired" in again.text
+
+
+async def test_an_emailed_link_still_asks_for_the_second_factor(app, runtime, gql, mailbox, clock):
+    import pyotp
+
+    # given a customer with an authenticator app, of an application with emailed sign-in
+    _, client_id = await new_application(runtime, email_sign_in={"enabled": True})
+    headers = {"x-application-id": client_id}
+    email = unique_email("page-email-link-mfa")
+    token = await active_customer(gql, mailbox, email, headers=headers)
+    secret = (await gql(ENROLL, token=token, headers=headers))["data"]["mfaTotpEnroll"]["secret"]
+    await gql(CONFIRM, {"c": pyotp.TOTP(secret).at(clock.now())}, token=token, headers=headers)
+    async with browser(app) as client:
+        page = await client.get("/sign-in/email-link", params={"app": client_id})
+        await submit(client, page, "/sign-in/email-link", email=email)
+        link = (await mailbox.wait_for(email, "sign-in link")).link("/sign-in/email")
+        # when they confirm the mailed link
+        landing = await client.get(link)
+        step = await submit(client, landing, "/sign-in/email")
+        # then the link alone hands out no session: the second-factor step asks for the app's code
+        assert step.status_code == 200 and "Confirm it is you" in step.text and "gw_session" not in set_cookies(step)
+        done = await submit(client, step, "/sign-in/code",
+                            code=pyotp.TOTP(secret).at(clock.now() + timedelta(seconds=30)))
+    assert done.status_code == 303 and done.headers["location"] == f"/account?app={client_id}", done.text
+    assert set_cookies(done)["gw_session"]["value"].startswith("gwc_")
 
 
 async def test_known_and_unknown_addresses_are_answered_alike(app, runtime, gql, mailbox):
@@ -420,8 +469,24 @@ async def test_the_emailed_code_signs_in_on_the_inbox_page(app, runtime, gql, ma
     assert set_cookies(done)["gw_session"]["value"].startswith("gwc_")
 
 
-@pytest.mark.parametrize("path", ["/sign-in/passkey/start", "/sign-in/passkey", "/sign-in/social",
-                                  "/sign-in/email-link", "/sign-in/email-code"])
+async def test_a_provider_button_followed_from_another_site_or_without_its_token_starts_nothing(
+        app, runtime, gql, provider_server):
+    # given an application with a provider, and a visitor of its sign-in page
+    shop = await Shop(runtime, gql, provider_server).create()
+    async with browser(app) as client:
+        page = await client.get("/sign-in", params={"app": shop.client_id})
+        href = html.unescape(re.search(r'href="(/sign-in/social\?[^"]+)"', page.text).group(1))
+        # when another site sends the browser to the button's address, and when the token is left out
+        cross_site = await client.get(href, headers={"sec-fetch-site": "cross-site"})
+        tokenless = await client.get(re.sub(r"&csrf_token=[^&]+", "", href), headers={"sec-fetch-site": "same-origin"})
+    # then both are refused, and no flow is started
+    for refused in (cross_site, tokenless):
+        assert refused.status_code == 403 and "location" not in refused.headers
+    assert await SocialFlowDocument.find({"application_id": shop.application_id}).count() == 0
+
+
+@pytest.mark.parametrize("path", ["/sign-in/passkey/start", "/sign-in/passkey", "/sign-in/email-link",
+                                  "/sign-in/email-code"])
 async def test_the_new_forms_refuse_cross_site_and_tokenless_posts(app, runtime, path):
     _, client_id = await new_application(runtime, email_sign_in={"enabled": True})
     async with browser(app) as client:
