@@ -73,7 +73,7 @@ EMAIL_LINK = "/sign-in/email-link"
 EMAIL_CODE = "/sign-in/email-code"
 PATHS = frozenset({PASSKEY, PASSKEY_START, SOCIAL, SOCIAL_RETURN, EMAIL_LINK, EMAIL_CODE})
 
-CREDENTIAL_MAX_BYTES = passkeys.MAX_CREDENTIAL_CHARACTERS  # an assertion's JSON is about 1 KiB
+CREDENTIAL_MAX_BYTES = passkeys.MAX_CREDENTIAL_CHARACTERS  # the passkey form's field (an assertion: about 1 KiB)
 MAX_GRANT = 512
 PAGE_EXPIRED = N_("This page has expired. Reload it and try again.")
 PASSKEY_REFUSED = N_("This passkey could not sign you in.")
@@ -106,7 +106,7 @@ METHODS = (
     SignInMethod("social", "_sign_in_social.html", _social_offered),
     SignInMethod("email", "_sign_in_email.html", _email_offered),
 )
-SIGN_IN_METHODS.extend(m for m in METHODS if m not in SIGN_IN_METHODS)
+SIGN_IN_METHODS.extend(m for m in METHODS if m not in SIGN_IN_METHODS)  # in this order on the page
 
 
 def answer_hosted_link(kit: PageKit, page: Page) -> Response | None:
