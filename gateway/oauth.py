@@ -349,13 +349,19 @@ NOT_COMPLETED = N_("This sign-in could not be completed. Please start again.")
 TOO_MANY = N_("Too many attempts. Please try again later.")
 
 
+def binding_cookie_name(public_url: str) -> str:
+    """The binding cookie's name (``Path=/oauth``): also read by the hosted pages' return route
+    (``/oauth/return``, ``gateway/pages/sign_in_methods.py``), which must be the flow's browser."""
+    return "__Secure-gw_oauth" if public_url.startswith("https://") else "gw_oauth"
+
+
 def routes(runtime: Runtime, meta: Callable[[Request], RequestMeta], kit: PageKit,
            client: OAuthClient | None = None) -> list[Route]:
     """The start and callback routes; ``meta`` reads a request's client IP, user agent, request id, locale;
     ``kit`` renders the branded "sign-in not completed" page."""
     client = client or OAuthClient(runtime.settings)
     secure = runtime.rules.public_url.startswith("https://")
-    cookie_name = "__Secure-gw_oauth" if secure else "gw_oauth"
+    cookie_name = binding_cookie_name(runtime.rules.public_url)
 
     def binding_of(request: Request) -> tuple[str, bool]:
         """This browser's binding cookie value, and whether it is new (to be set)."""

@@ -15,6 +15,11 @@
 - **The code** is for the device that asked when the mail is read on another one: typed there with the
   address (:func:`verify_code`), it is counted like a password (the account's sign-in budgets, before it
   is checked) and against its own link: the fifth wrong code ends it.
+- **From the hosted pages** (``gateway/pages/sign_in_methods.py``) a request names ``hosted_next`` (a path
+  on the gateway) instead of a redirect URL: the mail then holds the link too, and pressing the confirm
+  page's button signs *that browser* in at once (:func:`confirm_link` completes the sign-in and leaves the
+  outcome in ``ctx.extras[SIGNED_IN]`` for the page to set the session cookie, then go on to the path in
+  ``ctx.extras[HOSTED_NEXT]``): no grant travels in a URL, and nothing is redirected to an application.
 - Either way the sign-in ends in ``resolvers.sessions.complete_sign_in(method="email_link")``: a second
   factor is still asked for where the policy and the customer's factors call for one.
 """
@@ -27,7 +32,7 @@ import secrets
 
 from resolvers import audit, links, mail_requests, ratelimit, sessions
 from resolvers.context import Context
-from resolvers.errors import FeatureDisabled, InvalidCredentials, InvalidToken, Problems
+from resolvers.errors import DomainError, FeatureDisabled, InvalidCredentials, InvalidToken, Problems
 from resolvers.identifiers import normalize_identifier, validate_email
 from resolvers.links import LinkState
 from resolvers.mail_views import customer_view
@@ -48,6 +53,9 @@ MAX_CODE_ATTEMPTS = 5
 MAX_CODE_INPUT = 64
 METHOD = "email_link"
 REDIRECT_TO = "redirect_to"  # ctx.extras: where a confirm page sends the browser (gateway/pages.py)
+SIGNED_IN = "email_sign_in_signed_in"  # ctx.extras: a hosted-page link's outcome (SignedIn or MfaRequired)
+HOSTED_NEXT = "email_sign_in_hosted_next"  # ctx.extras: the gateway path a hosted-page link goes on to
+MAX_HOSTED_NEXT = 512
 WRONG_CODE = "The email address or the code is not right."
 CODE_INFO = b"identity-gateway email sign-in code v1"
 
@@ -69,11 +77,20 @@ def _digits(code: object) -> str | None:
     return cleaned if len(cleaned) == CODE_DIGITS and cleaned.isascii() and cleaned.isdigit() else None
 
 
-async def request(ctx: Context, email: str, redirect_url: str | None = None) -> None:
+def _hosted_path(value: object) -> bool:
+    """A path on the gateway (``/…``, never ``//host`` or ``/\\host``): where a hosted-page link goes on to."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_HOSTED_NEXT and value.startswith("/") \
+        and not value.startswith(("//", "/\\")) and value.isprintable()
+
+
+async def request(ctx: Context, email: str, redirect_url: str | None = None, *,
+                  hosted_next: str | None = None) -> None:
     """Ask for a sign-in mail. Always the same answer; the mail follows after it, to an active account
     only. ``redirect_url`` (one of the application's redirect URLs) is where the mailed link's confirm
-    page sends the browser; without one the mail holds only the code. InvalidInput (address, redirect
-    URL); FeatureDisabled; RateLimited when this instance's deferred work is full (whatever the address)."""
+    page sends the browser; without one the mail holds only the code. ``hosted_next`` (the hosted pages
+    only, never from a client): the mail holds the link, whose confirm page signs the browser in itself
+    and goes on to this gateway path. InvalidInput (address, redirect URL); FeatureDisabled; RateLimited
+    when this instance's deferred work is full (whatever the address)."""
     _enabled(ctx)
     problems = Problems()
     email = validate_email(problems, email)
@@ -81,8 +98,11 @@ async def request(ctx: Context, email: str, redirect_url: str | None = None) -> 
                                      or not within(ctx.application.redirect_urls, redirect_url)):
         problems.add("redirectUrl", "NOT_ALLOWED", "Use one of the application's redirect URLs.")
     problems.raise_if_any()
+    if hosted_next is not None and not _hosted_path(hosted_next):
+        hosted_next = "/"  # the page checks it too; never anything but a path here
     await mail_requests.accept(ctx, MAIL_JOB, "email-sign-in", email, ctx.rules.email_sign_in_ip,
-                               extra={"redirect_url": redirect_url})
+                               extra={"redirect_url": redirect_url,
+                                      **({"hosted_next": hosted_next} if hosted_next is not None else {})})
 
 
 async def send_mail(ctx: Context, payload: dict, job_id: str) -> None:
@@ -94,13 +114,15 @@ async def send_mail(ctx: Context, payload: dict, job_id: str) -> None:
     redirect_url = payload.get("redirect_url")
     if redirect_url and not within(ctx.application.redirect_urls, redirect_url):
         redirect_url = None  # the allow-list changed since the request
+    hosted_next = payload.get("hosted_next") if _hosted_path(payload.get("hosted_next")) else None
     code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
     url = await links.issue(ctx, PURPOSE, customer.id, LIFETIME_MINUTES, LINK_PATH,
                             credential_version=customer.credential_version,
                             fields={"code_hash": _code_hash(ctx.rules.secret_key, customer.id, code),
-                                    "redirect_url": redirect_url})
+                                    "redirect_url": redirect_url, "hosted_next": hosted_next})
     await ctx.mailer.send(MAIL_KIND, customer.email, {
-        "customer": customer_view(customer), "code": code, "action_url": url if redirect_url else None,
+        "customer": customer_view(customer), "code": code,
+        "action_url": url if redirect_url or hosted_next else None,
         "expires_in_minutes": LIFETIME_MINUTES,
     }, ctx.application, customer.locale, subject_id=customer.id)
 
@@ -157,11 +179,12 @@ async def complete(ctx: Context, grant: str, device_token: str | None = None) ->
 
 async def _linked_customer(ctx: Context, found) -> CustomerDocument | None:
     """The active account a link signs in, while its credentials are the link's and its destination is
-    still one of the application's redirect URLs; else None."""
+    still one of the application's redirect URLs (or the hosted pages); else None."""
     customer = await customers.get(found.subject_id)
+    destination = _hosted_path(found.hosted_next) or (
+        bool(found.redirect_url) and within(ctx.application.redirect_urls, found.redirect_url))
     usable = customer is not None and customer.status == CustomerStatus.ACTIVE \
-        and customer.credential_version == found.credential_version and bool(found.redirect_url) \
-        and within(ctx.application.redirect_urls, found.redirect_url)
+        and customer.credential_version == found.credential_version and destination
     return customer if usable else None
 
 
@@ -177,7 +200,9 @@ async def peek_link(ctx: Context, token: str) -> LinkState:
 
 async def confirm_link(ctx: Context, token: str) -> LinkState:
     """Use the link up and send the browser on with a grant (``ctx.extras[REDIRECT_TO]``): CONFIRMED;
-    INVALID when the link is not usable."""
+    INVALID when the link is not usable. A link asked for on the hosted pages signs in here instead
+    (``complete_sign_in``): its outcome, ``SignedIn`` or ``MfaRequired``, is left in
+    ``ctx.extras[SIGNED_IN]`` and the path to go on to in ``ctx.extras[HOSTED_NEXT]``."""
     try:
         found = await links.consume(ctx, PURPOSE, token)
     except InvalidToken:
@@ -185,6 +210,16 @@ async def confirm_link(ctx: Context, token: str) -> LinkState:
     customer = await _linked_customer(ctx, found)
     if customer is None or not ctx.policy.email_sign_in.enabled:
         return LinkState.INVALID
+    if _hosted_path(found.hosted_next):
+        try:
+            outcome = await sessions.complete_sign_in(ctx, customer, method=METHOD,
+                                                      budgets=sessions.sign_in_budgets(ctx, customer, None))
+        except DomainError:  # the account changed meanwhile, or its second-factor mail is over its limit
+            return LinkState.INVALID
+        await audit.record(ctx, "customer.email_sign_in_link_confirmed", subject_id=customer.id,
+                           actor_kind="public", hosted=True)
+        ctx.extras[SIGNED_IN], ctx.extras[HOSTED_NEXT] = outcome, found.hosted_next
+        return LinkState.CONFIRMED
     ctx.extras[REDIRECT_TO] = await links.issue(ctx, GRANT, customer.id, GRANT_MINUTES, LINK_PATH,
                                                   credential_version=customer.credential_version,
                                                   base_url=found.redirect_url)

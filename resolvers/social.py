@@ -21,6 +21,14 @@
    ``sessions.complete_sign_in``), ``?linked=<provider>`` or ``?error=<code>`` (:class:`Refusal`). A
    session token is never put in a URL.
 
+**From the hosted pages** (``gateway/pages/sign_in_methods.py``) a sign-in starts with ``hosted_next`` (a
+path on the gateway) instead of a ``redirectUrl``: the flow then returns to the gateway's own page
+:data:`HOSTED_RETURN_PATH` on ``GATEWAY_PUBLIC_URL`` (built here, never taken from a client, so it needs
+no entry in the application's ``redirectUrls`` and widens nothing else), whose route exchanges the grant
+server-side with the browser's binding cookie (:func:`complete` with ``binding``): a grant carried to
+another browser (login CSRF) is refused there, and a hosted flow's grant is refused without it (the API
+cannot exchange one).
+
 **Who signs in** (the account-takeover defence):
 
 - a provider identity (issuer and subject) already linked to a customer of the store: that customer
@@ -76,6 +84,10 @@ from stores.documents import (
 )
 
 START_PATH = "/oauth/start"
+# The hosted pages' return route (gateway/pages/sign_in_methods.py): under /oauth, so that the browser's
+# binding cookie (Path=/oauth) comes with it.
+HOSTED_RETURN_PATH = "/oauth/return"
+MAX_HOSTED_NEXT = 512
 FLOW_LIFETIME = timedelta(minutes=10)  # from the start to the provider's callback
 GRANT_LIFETIME_MS = 2 * 60_000  # from the callback to socialSignInComplete
 SECRETS_KEY_INFO = b"identity-gateway social flow secrets v1"
@@ -170,6 +182,21 @@ def _with(url: str, **params: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
+def hosted_return_url(ctx: Context, next_path: str) -> str:
+    """Where a flow started on the hosted pages comes back to: the gateway's return page for this
+    application, carrying the page to go on to (``next_path``, checked again by the page)."""
+    if not (isinstance(next_path, str) and len(next_path) <= MAX_HOSTED_NEXT and next_path.startswith("/")
+            and not next_path.startswith(("//", "/\\")) and is_text(next_path)):
+        next_path = ""  # the return page then goes to its default
+    return _with(f"{ctx.rules.public_url}{HOSTED_RETURN_PATH}", app=ctx.application.client_id, next=next_path)
+
+
+def is_hosted_return(ctx: Context, url: str) -> bool:
+    """True for a flow that returns to the hosted pages (see :func:`hosted_return_url`)."""
+    base = f"{ctx.rules.public_url}{HOSTED_RETURN_PATH}"
+    return url == base or url.startswith(f"{base}?")
+
+
 # -- the public list --------------------------------------------------------------------------------
 
 async def sign_in_providers(ctx: Context) -> list[IdentityProviderDocument]:
@@ -179,11 +206,13 @@ async def sign_in_providers(ctx: Context) -> list[IdentityProviderDocument]:
 
 # -- 1. start ---------------------------------------------------------------------------------------
 
-async def _start(ctx: Context, purpose: SocialFlowPurpose, provider_name: str, redirect_url: str,
-                 customer_id: str | None) -> Started:
+async def _start(ctx: Context, purpose: SocialFlowPurpose, provider_name: str, redirect_url: str | None,
+                 customer_id: str | None, hosted_next: str | None = None) -> Started:
     await ratelimit.hit_ip(ctx, "social-start-ip", ctx.rules.login_ip)
     problems = Problems()
-    if not isinstance(redirect_url, str) or len(redirect_url) > MAX_URL \
+    if hosted_next is not None:
+        redirect_url = hosted_return_url(ctx, hosted_next)  # the gateway's own page, built here
+    elif not isinstance(redirect_url, str) or len(redirect_url) > MAX_URL \
             or not within(ctx.application.redirect_urls, redirect_url.strip()):
         problems.add("redirectUrl", "NOT_ALLOWED", "This URL is not within the application's redirectUrls.")
     problems.raise_if_any()
@@ -206,12 +235,15 @@ async def _start(ctx: Context, purpose: SocialFlowPurpose, provider_name: str, r
                    flow.expires_at)
 
 
-async def start_sign_in(ctx: Context, provider_name: str, redirect_url: str) -> Started:
+async def start_sign_in(ctx: Context, provider_name: str, redirect_url: str | None = None, *,
+                        hosted_next: str | None = None) -> Started:
     """``socialSignInStart``: a flow that signs in (or registers) whoever the provider names.
 
+    ``hosted_next`` (the hosted pages only, never from a client): the flow returns to the gateway's own
+    page (:func:`hosted_return_url`) rather than to ``redirect_url``, and that page goes on to this path.
     NotFound (``provider``) for a provider the application does not have (or has disabled);
     InvalidInput (``redirectUrl`` NOT_ALLOWED) for a URL outside its allow-list; RateLimited."""
-    return await _start(ctx, SocialFlowPurpose.SIGN_IN, provider_name, redirect_url, None)
+    return await _start(ctx, SocialFlowPurpose.SIGN_IN, provider_name, redirect_url, None, hosted_next)
 
 
 async def start_link(ctx: Context, provider_name: str, redirect_url: str) -> Started:
@@ -430,13 +462,15 @@ async def _granted(ctx: Context, flow: SocialFlowDocument, customer: CustomerDoc
 GRANT_REFUSED = "This sign-in has expired or was used already. Please sign in again."
 
 
-async def complete(ctx: Context, grant: str) -> SignedIn | MfaRequired:
+async def complete(ctx: Context, grant: str, *, binding: str | None = None) -> SignedIn | MfaRequired:
     """``socialSignInComplete``: the grant from the redirect, used once within 2 minutes, for the
     application whose flow issued it; then the rules every sign-in ends in (``complete_sign_in``: a second
     factor when the customer or the policy calls for one, the session otherwise).
 
-    InvalidToken for an unknown, used, expired or other application's grant; InvalidCredentials for an
-    account that can no longer sign in; RateLimited."""
+    ``binding`` (the hosted pages' return route): the value of the browser's binding cookie, which must be
+    the one of the browser that started the flow; a flow that returns to the hosted pages is exchanged only
+    so. InvalidToken for an unknown, used, expired or other application's grant, or another browser's;
+    InvalidCredentials for an account that can no longer sign in; RateLimited."""
     await ratelimit.hit_ip(ctx, "customer-login-ip", ctx.rules.login_ip)
     key = _key(grant)
     if key is None:
@@ -445,6 +479,12 @@ async def complete(ctx: Context, grant: str) -> SignedIn | MfaRequired:
         problems.raise_if_any()
     flow = await store.consume_grant(key, ctx.now_ms())
     if flow is None or flow.application_id != ctx.application.id or flow.customer_id is None:
+        raise InvalidToken(GRANT_REFUSED)
+    if (binding is not None or is_hosted_return(ctx, flow.redirect_url)) \
+            and (flow.binding_hash is None or _key(binding) != flow.binding_hash):
+        await audit.record(ctx, "customer.social_login_failed", subject_id=flow.customer_id, actor_kind="public",
+                           reason=Refusal.STATE_MISMATCH.value, provider=flow.provider_name,
+                           purpose=flow.purpose.value, detail="grant_binding")
         raise InvalidToken(GRANT_REFUSED)
     customer = await customers.get(flow.customer_id)
     if customer is None:

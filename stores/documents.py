@@ -473,6 +473,8 @@ class OneTimeTokenDocument(Document):
     code_hash: str | None = None
     code_attempts: int = 0
     redirect_url: str | None = None
+    # email_sign_in asked for on the hosted pages: the gateway path its confirm page goes on to, signed in
+    hosted_next: str | None = None
 
     class Settings:
         name = "one_time_tokens"

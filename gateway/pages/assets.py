@@ -15,7 +15,8 @@ from starlette.routing import Route
 from gateway.pages.kit import BRAND_STYLESHEET, STATIC, PageKit, asset_version, brand_stylesheet
 from gateway.runtime import UnknownApplication
 
-ASSETS = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript; charset=utf-8"}
+ASSETS = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript; charset=utf-8",
+          "passkey-sign-in.js": "text/javascript; charset=utf-8"}  # WebAuthn on the sign-in page (sign_in_methods.py)
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 PATHS = frozenset(f"/assets/{name}" for name in ASSETS)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
@@ -176,10 +176,12 @@ class PageKit:
         return translated % variables if variables else translated
 
     def url(self, page: Page, path: str, /, **params: str) -> str:
-        """A path on this gateway that keeps the page's application (``?app=``) when it is not the default."""
-        query = dict(params)
-        if page.application.id != self.runtime.default_application.id:
-            query = {"app": page.application.client_id, **query}
+        """A path on this gateway that keeps the page's application (``?app=``) when it is not the default.
+        ``path`` may carry a query of its own (a ``next`` such as ``/account?tab=security``): it is kept."""
+        path, _, own = path.partition("?")
+        query = [*parse_qsl(own, keep_blank_values=True), *params.items()]
+        if page.application.id != self.runtime.default_application.id and all(key != "app" for key, _ in query):
+            query.insert(0, ("app", page.application.client_id))
         return f"{path}?{urlencode(query)}" if query else path
 
     def render(self, page: Page, name: str, status: int = 200, /, **variables: Any) -> Response:

@@ -165,6 +165,11 @@ SET_PASSWORD_PAGES: tuple[SetPasswordPage, ...] = (
     ),
 )
 
+# Links whose confirmed page is answered by the module that owns the outcome, by purpose: answer(kit, page)
+# gives the response, or None for the usual one. A sign-in link asked for on the hosted pages signs the
+# browser in (the session cookie, or the second-factor step): gateway/pages/sign_in_methods.py.
+CONFIRMED_ANSWERS: dict[str, Callable[[PageKit, Page], Response | None]] = {}
+
 PATHS = frozenset({*(path for entry in CONFIRM_LINKS for path in (entry.path, entry.resend_path) if path),
                    *(page.path for page in SET_PASSWORD_PAGES)})
 
@@ -196,6 +201,10 @@ def routes(kit: PageKit) -> list[Route]:
                 if refusal is not None:
                     return kit.refused(page, entry.path, refusal, _again(entry.path, token))
                 state = await entry.consume(page.ctx, token)
+                answer = CONFIRMED_ANSWERS.get(entry.purpose) if state is LinkState.CONFIRMED else None
+                answered = answer(kit, page) if answer is not None else None
+                if answered is not None:
+                    return answered
                 target = page.ctx.extras.get(email_sign_in.REDIRECT_TO)
                 if state is LinkState.CONFIRMED and target:
                     return RedirectResponse(target, status_code=303)

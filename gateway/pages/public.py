@@ -8,9 +8,9 @@ no rule is written twice. A successful sign-in puts the session token in the bro
 (``gateway/browser_sessions.py``) and redirects (303) to ``next`` (a path on this gateway) or to the
 account page. The second-factor step carries its challenge token in a hidden field, never in a URL.
 
-Other ways to sign in (passkeys, social identities, emailed links) plug into the sign-in page through
-``SIGN_IN_METHODS``: each entry names a template part and when it is offered; none is registered yet,
-so the page shows the password form alone.
+Other ways to sign in (passkeys, social identities, emailed links: ``gateway/pages/sign_in_methods.py``)
+plug into the sign-in page through ``SIGN_IN_METHODS`` and answer through the same :class:`SignInSteps`
+(the sign-in page again, the second-factor step, or the session), so every way in looks and ends alike.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +38,7 @@ from resolvers.errors import (
     PasswordPolicyViolation,
     RateLimited,
 )
+from resolvers.social import Refusal
 from stores.documents import FactorType, UsernameMode
 
 SIGN_IN = "/sign-in"
@@ -58,6 +60,7 @@ FACTOR_LABELS = {
     FactorType.EMAIL_OTP: N_("Code sent by email"),
     FactorType.RECOVERY_CODE: N_("Recovery code"),
 }
+CODE_FACTORS = tuple(FACTOR_LABELS)  # answered with a typed code; a passkey answers through its own form
 
 # Messages resolvers give that the pages show; marked here so that the catalogues translate them.
 RESOLVER_MESSAGES = (
@@ -69,22 +72,51 @@ RESOLVER_MESSAGES = (
     N_("The identifier or password is incorrect."), N_("The code is not right."),
     N_("This sign-in has expired or ended. Please sign in again."), N_("Enter the code."),
     N_("Choose the factor the code comes from."), N_("Sign in with your password first."),
+    N_("The email address or the code is not right."), N_("Enter the 6-digit code from the email."),
 )
+EXPIRED = N_("This sign-in has expired or ended. Please sign in again.")
+TOO_MANY = N_("Too many attempts. Please try again in %(seconds)s seconds.")
+# What the sign-in page says when a sign-in came back to it with ``?error=<code>`` (a social sign-in's
+# refusal, ``resolvers.social.Refusal``; a used or expired grant), by code. Other codes say nothing.
+_PROVIDER_FAILED = N_("The sign-in with the provider did not work. Please try again.")
+_GRANT_USED = N_("This sign-in has expired or was used already. Please sign in again.")
+SIGN_IN_ERRORS = {
+    Refusal.ACCOUNT_EXISTS: N_("An account already uses the email address of this identity. Sign in as you "
+                               "usually do, then link the provider from your account settings."),
+    Refusal.EMAIL_NOT_VERIFIED: N_("The provider has not confirmed your email address, so no account can be made "
+                                   "with it. Confirm it there first, or sign in another way."),
+    Refusal.NOT_REGISTERED: N_("No account uses this identity. Sign in another way, or create an account."),
+    Refusal.IDENTITY_IN_USE: N_("Another account already uses this identity."),
+    Refusal.SIGN_IN_FAILED: N_("This account cannot sign in."),
+    Refusal.ACCESS_DENIED: N_("The sign-in was cancelled at the provider. Nothing was changed."),
+    Refusal.PROVIDER_UNAVAILABLE: N_("The provider could not be reached. Please try again later, or sign in "
+                                     "another way."),
+    Refusal.EXPIRED: _GRANT_USED, Refusal.REPLAYED: _GRANT_USED,
+    Refusal.INVALID_ID_TOKEN: _PROVIDER_FAILED, Refusal.CODE_REJECTED: _PROVIDER_FAILED,
+    Refusal.STATE_MISMATCH: _PROVIDER_FAILED, Refusal.INVALID_START: _PROVIDER_FAILED,
+    Refusal.UNKNOWN_STATE: _PROVIDER_FAILED,
+}
+NOT_ACTIVATED = N_("This account is not activated yet. Use the link we emailed you, or ask for a new one on the "
+                   "activation page.")
 
 
 @dataclass(frozen=True)
 class SignInMethod:
     """Another way to sign in, shown on the sign-in page below the password form.
 
-    ``template``: a part in ``gateway/templates/pages/`` rendered with the page's variables (its own
-    forms post to its own routes, with ``csrf_token(action)``); ``offered(page)``: whether this page
-    shows it (the policy allows it, a provider is configured). Passkeys, social identities and emailed
-    links register here; every way in then ends in ``resolvers.sessions.complete_sign_in``.
+    ``template``: a part in ``gateway/templates/pages/`` rendered with the page's variables and ``part``
+    (its own forms post to its own routes, with ``csrf_token(action)``); ``offered(page)``: None when
+    this page does not show it (the policy does not allow it, no provider is configured), else the
+    part's variables (a dict, maybe empty; ``primary: True`` puts it first, where no password is asked).
+    ``scripted``: the part shows only where the browser runs its
+    script (a passkey needs WebAuthn). Every way in then ends in ``resolvers.sessions.complete_sign_in``
+    and answers through :class:`SignInSteps`.
     """
 
     name: str
     template: str
-    offered: Callable[[Page], bool]
+    offered: Callable[[Page], Awaitable[dict[str, Any] | None]]
+    scripted: bool = False
 
 
 SIGN_IN_METHODS: list[SignInMethod] = []
@@ -100,27 +132,109 @@ def safe_next(value: str | None) -> str:
     return value if len(value) <= MAX_NEXT and SAFE_NEXT.match(value) else ACCOUNT
 
 
-def _text(form, name: str, limit: int = MAX_TEXT_INPUT) -> str:
+def text_field(form, name: str, limit: int = MAX_TEXT_INPUT) -> str:
+    """A form field as text, cut one character past ``limit`` (so that an over-long value is still refused)."""
     return str(form.get(name, ""))[:limit + 1]
 
 
+
+def shows_password(page: Page) -> bool:
+    """Whether the sign-in page asks for a password: not under a passwordless policy that lets customers
+    sign in by emailed link or code (accounts made before the policy changed sign in that way too)."""
+    policy = page.ctx.policy
+    return not (policy.passwordless and policy.email_sign_in.enabled)
+
+
+def page_route(kit: PageKit, path: str, handler: Callable[[Request], Awaitable[Response]],
+               methods: list[str]) -> Route:
+    """A page route whose unknown ``?app=`` (or form ``client_id``) answers the 404 page."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except UnknownPageApplication:
+            page = await kit.open(request, client_id="")
+            return kit.render(page, "notice.html", 404, title=kit.gettext(page, "Unknown application"),
+                              heading=kit.gettext(page, "This application is not known"),
+                              text=kit.gettext(page, "Check the address of this page, or go back to the "
+                                                     "site that sent you here."))
+    return Route(path, endpoint, methods=methods)
+
+
+class SignInSteps:
+    """What every way of signing in answers with: the sign-in page (again, with an error or a notice), the
+    second-factor step, or the session (the cookie, and a 303 to ``next``)."""
+
+    def __init__(self, kit: PageKit) -> None:
+        self.kit = kit
+
+    async def sign_in_page(self, page: Page, status: int = 200, *, identifier: str = "", error: str = "",
+                           next_path: str = "", notice: str = "") -> Response:
+        kit, policy = self.kit, page.ctx.policy
+        methods = []
+        for method in SIGN_IN_METHODS:
+            part = await method.offered(page)
+            if part is not None:
+                methods.append((method, part))
+        methods.sort(key=lambda offered: not offered[1].get("primary"))  # the page's main way in first
+        password = shows_password(page)
+        return kit.render(page, "sign_in.html", status, title=kit.gettext(page, "Sign in"), identifier=identifier,
+                          error=error, notice=notice, next=next_path, show_password=password,
+                          username_mode=policy.username_mode == UsernameMode.USERNAME,
+                          can_register=policy.registration.enabled,
+                          can_reset=policy.password_reset.enabled and password,
+                          can_remind=policy.username_mode == UsernameMode.USERNAME and policy.username_reminder.enabled,
+                          sign_in_methods=methods,
+                          methods_scripted=bool(methods) and all(method.scripted for method, _ in methods))
+
+    async def expired(self, page: Page, next_path: str = "") -> Response:
+        return await self.sign_in_page(page, 400, error=self.kit.gettext(page, EXPIRED), next_path=next_path)
+
+    def code_page(self, page: Page, challenge_token: str, factors: list[FactorType], status: int = 200, *,
+                  next_path: str = "", error: str = "", notice: str = "", chosen: str = "") -> Response:
+        """The second-factor step: a typed code from each code factor the challenge offers, and the passkey
+        (where the challenge offers one) through its own form."""
+        kit = self.kit
+        codes = [f for f in factors if f in CODE_FACTORS]
+        if chosen not in {f.value for f in codes}:
+            chosen = (FactorType.TOTP if FactorType.TOTP in codes else codes[0]).value if codes else ""
+        return kit.render(page, "sign_in_code.html", status, title=kit.gettext(page, "Confirm it is you"),
+                          challenge_token=challenge_token, factors=[f.value for f in factors],
+                          code_factors=[f.value for f in codes],
+                          factor_labels={f.value: kit.gettext(page, FACTOR_LABELS[f]) for f in codes},
+                          passkey=FactorType.PASSKEY in factors, chosen=chosen,
+                          can_send=FactorType.EMAIL_OTP in factors, next=next_path, error=error, notice=notice)
+
+    def signed_in(self, page: Page, result: sessions.SignedIn, next_path: str) -> Response:
+        response = self.kit.redirect(page, safe_next(next_path))
+        return self.kit.sessions.start(response, result)
+
+    def outcome(self, page: Page, result: sessions.SignedIn | sessions.MfaRequired, next_path: str) -> Response:
+        """A first factor was right: the session, or the second-factor step when one is due."""
+        if isinstance(result, sessions.MfaRequired):
+            notice = self.kit.gettext(page, "We emailed you a code.") if result.code_sent else ""
+            return self.code_page(page, result.challenge_token, result.factors, next_path=next_path, notice=notice)
+        return self.signed_in(page, result, next_path)
+
+    def too_many(self, page: Page, exc: RateLimited) -> str:
+        return self.kit.gettext(page, TOO_MANY, seconds=exc.retry_after_seconds)
+
+
+def code_form(form) -> tuple[str, list[FactorType], str]:
+    """The second-factor step's hidden fields: its challenge token, the factors it offers, ``next``."""
+    factors = [FactorType(f) for f in text_field(form, "factors", 100).split(",") if f in FactorType.__members__]
+    return text_field(form, "challenge_token", 200), factors or [FactorType.TOTP], text_field(form, "next", MAX_NEXT)
+
+
 def routes(kit: PageKit) -> list[Route]:
+    steps = SignInSteps(kit)
+
     def route(path: str, handler: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except UnknownPageApplication:
-                page = await kit.open(request, client_id="")
-                return kit.render(page, "notice.html", 404, title=kit.gettext(page, "Unknown application"),
-                                  heading=kit.gettext(page, "This application is not known"),
-                                  text=kit.gettext(page, "Check the address of this page, or go back to the "
-                                                         "site that sent you here."))
-        return Route(path, endpoint, methods=methods)
+        return page_route(kit, path, handler, methods)
 
     async def form_page(request: Request) -> tuple[Page, object]:
         """Open a form POST (the application from its ``client_id`` field) and read the form."""
         form = await kit.read_form(request)
-        page = await kit.open(request, client_id=_text(form, "client_id", 100))
+        page = await kit.open(request, client_id=text_field(form, "client_id", 100))
         return page, form
 
     def unavailable(page: Page, title: str) -> Response:
@@ -130,28 +244,7 @@ def routes(kit: PageKit) -> list[Route]:
                                            application=page.application.name), back=kit.url(page, SIGN_IN))
 
     # -- sign in ---------------------------------------------------------------------------------
-    def sign_in_page(page: Page, status: int = 200, *, identifier: str = "", error: str = "", next_path: str = "",
-                     notice: str = "") -> Response:
-        policy = page.ctx.policy
-        return kit.render(page, "sign_in.html", status, title=kit.gettext(page, "Sign in"), identifier=identifier,
-                          error=error, notice=notice, next=next_path,
-                          username_mode=policy.username_mode == UsernameMode.USERNAME,
-                          can_register=policy.registration.enabled, can_reset=policy.password_reset.enabled,
-                          can_remind=policy.username_mode == UsernameMode.USERNAME and policy.username_reminder.enabled,
-                          sign_in_methods=[m for m in SIGN_IN_METHODS if m.offered(page)])
-
-    def code_page(page: Page, challenge_token: str, factors: list[FactorType], status: int = 200, *,
-                  next_path: str = "", error: str = "", notice: str = "", chosen: str = "") -> Response:
-        chosen = chosen or (FactorType.TOTP if FactorType.TOTP in factors else factors[0]).value
-        return kit.render(page, "sign_in_code.html", status, title=kit.gettext(page, "Confirm it is you"),
-                          challenge_token=challenge_token, factors=[f.value for f in factors],
-                          factor_labels={f.value: kit.gettext(page, FACTOR_LABELS[f]) for f in factors},
-                          chosen=chosen, can_send=FactorType.EMAIL_OTP in factors, next=next_path,
-                          error=error, notice=notice)
-
-    def signed_in(page: Page, result: sessions.SignedIn, next_path: str) -> Response:
-        response = kit.redirect(page, safe_next(next_path))
-        return kit.sessions.start(response, result)
+    sign_in_page, code_page = steps.sign_in_page, steps.code_page
 
     async def sign_in(request: Request) -> Response:
         if request.method == "GET":
@@ -160,39 +253,29 @@ def routes(kit: PageKit) -> list[Route]:
             if page.principal is not None:
                 return kit.redirect(page, safe_next(next_path))
             notice = kit.gettext(page, "You are signed out.") if request.query_params.get("signed_out") else ""
-            return sign_in_page(page, next_path=next_path if safe_next(next_path) == next_path else "",
-                                notice=notice)
+            error = SIGN_IN_ERRORS.get(request.query_params.get("error", ""))
+            return await sign_in_page(page, next_path=next_path if safe_next(next_path) == next_path else "",
+                                      notice=notice, error=kit.gettext(page, error) if error else "")
         page, form = await form_page(request)
-        identifier, next_path = _text(form, "identifier", MAX_EMAIL_INPUT), _text(form, "next", MAX_NEXT)
+        identifier, next_path = text_field(form, "identifier", MAX_EMAIL_INPUT), text_field(form, "next", MAX_NEXT)
         refusal = kit.refusal(page, form, SIGN_IN)
         if refusal is not None:
             return kit.refused(page, SIGN_IN, refusal, kit.url(page, SIGN_IN))
         again = {"identifier": identifier, "next_path": next_path}
         try:
-            result = await sessions.sign_in(page.ctx, sessions.CUSTOMER, identifier, _text(form, "password"),
+            result = await sessions.sign_in(page.ctx, sessions.CUSTOMER, identifier, text_field(form, "password"),
                                             device_token=kit.sessions.device_token(request))
         except InvalidInput as exc:
             page.errors = kit.field_errors(page, exc.problems, {"identifier": "identifier", "password": "password"})
-            return sign_in_page(page, 400, **again)
+            return await sign_in_page(page, 400, **again)
         except InvalidCredentials:
-            return sign_in_page(page, 400, error=kit.gettext(page, "The identifier or password is incorrect."),
-                                **again)
+            return await sign_in_page(page, 400, error=kit.gettext(page, "The identifier or password is incorrect."),
+                                      **again)
         except AccountNotActivated:
-            return sign_in_page(page, 400, error=kit.gettext(
-                page, "This account is not activated yet. Use the link we emailed you, or ask for a new one on the "
-                      "activation page."), **again)
+            return await sign_in_page(page, 400, error=kit.gettext(page, NOT_ACTIVATED), **again)
         except RateLimited as exc:
-            return sign_in_page(page, 429, error=kit.gettext(
-                page, "Too many attempts. Please try again in %(seconds)s seconds.", seconds=exc.retry_after_seconds),
-                **again)
-        if isinstance(result, sessions.MfaRequired):
-            notice = kit.gettext(page, "We emailed you a code.") if result.code_sent else ""
-            return code_page(page, result.challenge_token, result.factors, next_path=next_path, notice=notice)
-        return signed_in(page, result, next_path)
-
-    def code_form(form) -> tuple[str, list[FactorType], str]:
-        factors = [FactorType(f) for f in _text(form, "factors", 100).split(",") if f in FactorType.__members__]
-        return _text(form, "challenge_token", 200), factors or [FactorType.TOTP], _text(form, "next", MAX_NEXT)
+            return await sign_in_page(page, 429, error=steps.too_many(page, exc), **again)
+        return steps.outcome(page, result, next_path)
 
     async def sign_in_code(request: Request) -> Response:
         page, form = await form_page(request)
@@ -200,28 +283,24 @@ def routes(kit: PageKit) -> list[Route]:
         refusal = kit.refusal(page, form, SIGN_IN_CODE)
         if refusal is not None:
             return kit.refused(page, SIGN_IN_CODE, refusal, kit.url(page, SIGN_IN))
-        chosen = _text(form, "factor", 20)
+        chosen = text_field(form, "factor", 20)
         factor = FactorType(chosen) if chosen in FactorType.__members__ else None
         again = {"next_path": next_path, "chosen": chosen if factor else ""}
         try:
-            result = await sessions.verify_mfa(page.ctx, token, factor, _text(form, "code", 100))
+            result = await sessions.verify_mfa(page.ctx, token, factor, text_field(form, "code", 100))
         except InvalidInput as exc:
             page.errors = kit.field_errors(page, exc.problems, {"code": "code", "factor": "factor"})
             if "challengeToken" in page.errors:
-                return sign_in_page(page, 400, error=kit.gettext(
-                    page, "This sign-in has expired or ended. Please sign in again."), next_path=next_path)
+                return await steps.expired(page, next_path)
             return code_page(page, token, factors, 400, **again)
         except InvalidCredentials as exc:
             page.errors = {"code": kit.gettext(page, exc.message)}
             return code_page(page, token, factors, 400, **again)
         except InvalidToken:
-            return sign_in_page(page, 400, error=kit.gettext(
-                page, "This sign-in has expired or ended. Please sign in again."), next_path=next_path)
+            return await steps.expired(page, next_path)
         except RateLimited as exc:
-            return code_page(page, token, factors, 429, error=kit.gettext(
-                page, "Too many attempts. Please try again in %(seconds)s seconds.", seconds=exc.retry_after_seconds),
-                **again)
-        return signed_in(page, result, next_path)
+            return code_page(page, token, factors, 429, error=steps.too_many(page, exc), **again)
+        return steps.signed_in(page, result, next_path)
 
     async def sign_in_code_send(request: Request) -> Response:
         page, form = await form_page(request)
@@ -232,8 +311,7 @@ def routes(kit: PageKit) -> list[Route]:
         try:
             await mfa.send_sign_in_code(page.ctx, token)
         except InvalidToken:
-            return sign_in_page(page, 400, error=kit.gettext(
-                page, "This sign-in has expired or ended. Please sign in again."), next_path=next_path)
+            return await steps.expired(page, next_path)
         except RateLimited:
             return code_page(page, token, factors, 429, next_path=next_path, chosen=FactorType.EMAIL_OTP.value,
                              error=kit.gettext(page, "No more codes can be sent for now. Please try again later."))
@@ -242,7 +320,7 @@ def routes(kit: PageKit) -> list[Route]:
 
     async def sign_out(request: Request) -> Response:
         form = await kit.read_form(request)
-        page = await kit.open(request, client_id=_text(form, "client_id", 100), with_session=True)
+        page = await kit.open(request, client_id=text_field(form, "client_id", 100), with_session=True)
         refusal = kit.refusal(page, form, SIGN_OUT)
         if refusal is not None:
             return kit.refused(page, SIGN_OUT, refusal, kit.url(page, ACCOUNT))
@@ -257,7 +335,7 @@ def routes(kit: PageKit) -> list[Route]:
         return kit.render(page, "register.html", status, title=kit.gettext(page, "Create your account"),
                           state=state, values=values or {}, error=error,
                           username_mode=policy.username_mode == UsernameMode.USERNAME,
-                          min_length=policy.password_policy.min_length)
+                          min_length=policy.password_policy.min_length, passwordless=policy.passwordless)
 
     async def register(request: Request) -> Response:
         if request.method == "GET":
@@ -269,11 +347,13 @@ def routes(kit: PageKit) -> list[Route]:
         refusal = kit.refusal(page, form, REGISTER)
         if refusal is not None:
             return kit.refused(page, REGISTER, refusal, kit.url(page, REGISTER))
-        values = {name: _text(form, name, MAX_EMAIL_INPUT if name == "email" else 200)
+        values = {name: text_field(form, name, MAX_EMAIL_INPUT if name == "email" else 200)
                   for name in ("email", "username", "given_name", "family_name")}
         username_mode = page.ctx.policy.username_mode == UsernameMode.USERNAME
+        # A passwordless policy's form has no password field: the account gets none (the use case refuses one).
+        password = None if page.ctx.policy.passwordless else text_field(form, "password")
         try:
-            await registration.register(page.ctx, email=values["email"], password=_text(form, "password"),
+            await registration.register(page.ctx, email=values["email"], password=password,
                                         username=values["username"] if username_mode else None,
                                         given_name=values["given_name"] or None,
                                         family_name=values["family_name"] or None)
@@ -288,8 +368,7 @@ def routes(kit: PageKit) -> list[Route]:
             page.errors = {"password": password_advice(kit, page, exc)}
             return register_page(page, 400, values=values)
         except RateLimited as exc:
-            return register_page(page, 429, values=values, error=kit.gettext(
-                page, "Too many attempts. Please try again in %(seconds)s seconds.", seconds=exc.retry_after_seconds))
+            return register_page(page, 429, values=values, error=steps.too_many(page, exc))
         return register_page(page, state="done", values={"email": values["email"]})
 
     # -- forgotten password, reset, forgotten username -------------------------------------------
@@ -309,7 +388,7 @@ def routes(kit: PageKit) -> list[Route]:
             refusal = kit.refusal(page, form, path)
             if refusal is not None:
                 return kit.refused(page, path, refusal, kit.url(page, path))
-            email = _text(form, "email", MAX_EMAIL_INPUT)
+            email = text_field(form, "email", MAX_EMAIL_INPUT)
             try:
                 await use_case(page.ctx, email)
             except FeatureDisabled:
@@ -337,14 +416,14 @@ def routes(kit: PageKit) -> list[Route]:
                 return reset_page(page, 400, state="expired")
             return reset_page(page, state="form", token=token)
         form = await kit.read_form(request)
-        token = _text(form, "token", links.MAX_TOKEN_LENGTH)
+        token = text_field(form, "token", links.MAX_TOKEN_LENGTH)
         page = await kit.open(request, link_token=token)
         refusal = kit.refusal(page, form, RESET_PASSWORD)
         if refusal is not None:
             return kit.refused(page, RESET_PASSWORD, refusal, kit.url(page, RESET_PASSWORD, token=token))
         try:
-            await recovery.reset_password(page.ctx, token, _text(form, "new_password"),
-                                          _text(form, "confirm_password"))
+            await recovery.reset_password(page.ctx, token, text_field(form, "new_password"),
+                                          text_field(form, "confirm_password"))
         except (InvalidToken, FeatureDisabled):
             return reset_page(page, 400, state="expired")
         except PasswordMismatch:
