@@ -15,7 +15,8 @@ from starlette.routing import Route
 from gateway.pages.kit import BRAND_STYLESHEET, STATIC, PageKit, asset_version, brand_stylesheet
 from gateway.runtime import UnknownApplication
 
-ASSETS = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript; charset=utf-8"}
+ASSETS = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript; charset=utf-8",
+          "portal.js": "text/javascript; charset=utf-8"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 PATHS = frozenset(f"/assets/{name}" for name in ASSETS)
