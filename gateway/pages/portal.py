@@ -253,7 +253,7 @@ def qr_code(uri: str, title: str) -> Markup:
     only (no ``style``), to put inside the page."""
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", xmldecl=False, svgns=True, scale=5, border=4, dark="#000",
-                                    light="#fff", title=title, svgclass="qr-code", nl=False)
+                                    light="#fff", title=title, svgclass="qr-code", omitsize=True, nl=False)
     return Markup(buffer.getvalue().decode())  # noqa: S704 (segno's own markup; the title is ours)
 
 

@@ -1,9 +1,25 @@
-// The account portal's "Add a passkey" (gateway/pages/portal.py): the one thing there that needs the
-// browser's WebAuthn API. Without it (or without JavaScript) the form stays hidden and a hint says why.
-// Both steps post the page's form fields (with their CSRF tokens) and read JSON: {publicKey}, {redirect}
-// or {error}.
+// The account portal's script (gateway/pages/portal.py).
+// 1. A download form (data-download) starts a download and stays on the page: pages.js marks a sent form
+//    busy until the next page, so this one is made ready again once the download has begun.
+// 2. "Add a passkey": the one thing in the portal that needs the browser's WebAuthn API. Without it (or
+//    without JavaScript) the form stays hidden and a hint says why. Both steps post the page's form fields
+//    (with their CSRF tokens) and read JSON: {publicKey}, {redirect} or {error}.
 (function () {
   "use strict";
+  function ready(form) {
+    form.removeAttribute("data-sent");
+    var buttons = form.querySelectorAll("button[aria-disabled]");
+    for (var i = 0; i < buttons.length; i++) { buttons[i].removeAttribute("aria-disabled"); }
+  }
+
+  var downloads = document.querySelectorAll("form[data-download]");
+  for (var d = 0; d < downloads.length; d++) {
+    downloads[d].addEventListener("submit", function (event) {
+      var sent = event.target;
+      window.setTimeout(function () { ready(sent); }, 2000);
+    });
+  }
+
   var form = document.getElementById("passkey-add");
   var credentials = window.PublicKeyCredential;
   if (!form || !credentials || !credentials.parseCreationOptionsFromJSON || !navigator.credentials) { return; }
@@ -12,16 +28,10 @@
   form.hidden = false;
   if (hint) { hint.hidden = true; }
 
-  function ready() {  // pages.js marks a sent form busy; this one stays on the page
-    form.removeAttribute("data-sent");
-    var buttons = form.querySelectorAll("button[aria-disabled]");
-    for (var i = 0; i < buttons.length; i++) { buttons[i].removeAttribute("aria-disabled"); }
-  }
-
   function fail(message) {
     problem.textContent = message;
     problem.hidden = false;
-    ready();
+    ready(form);
   }
 
   function post(url, fields) {

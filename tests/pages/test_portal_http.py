@@ -232,3 +232,42 @@ async def test_the_sign_in_page_signs_into_the_portal_of_its_own_application_onl
     assert mine.status_code == 200 and email in mine.text
     assert other.status_code == 303 and other.headers["location"].startswith(f"/sign-in?app={client_id}")
     assert (await sign_in(gql, email))["__typename"] == "SessionCreated"
+
+
+async def test_consents_answered_under_another_application_of_the_store_are_listed_too(app, runtime, gql, mailbox):
+    from stores import config
+
+    # given an application of the same identity store whose consent the customer gave there
+    other_id, _ = await new_application(runtime, name="Sister Shop")
+    await config.update_application(other_id, {"consent_policy": [
+        {"key": "loyalty", "title": "Loyalty programme", "description": "", "version": 1, "required": False}]})
+    runtime.forget_applications()
+    async with portal_browser(app, gql, mailbox, "portal-sister") as (_, browser, token):
+        given = await gql('mutation($a: ID!) { consentSet(input: {applicationId: $a, key: "loyalty", granted: true}) '
+                          '{ __typename } }', {"a": other_id}, token=token)
+        assert given["data"]["consentSet"]["__typename"] == "ConsentRecorded", given
+        # when they open the privacy tab of the default application
+        page = await browser.get("/account/privacy")
+        # then that consent is listed under its application, with a form to withdraw it
+        assert "<h4>Sister Shop</h4>" in page.text and "Loyalty programme" in page.text
+        withdrawn = await submit(browser, page, "/account/privacy/consent", application_id=other_id, key="loyalty",
+                                 granted="no")
+    assert withdrawn.status_code == 303 and withdrawn.headers["location"] == "/account/privacy?done=consent_saved"
+    history = await gql("{ me { consentHistory { ... on ConsentHistory { events { key granted } } } } }", token=token)
+    assert history["data"]["me"]["consentHistory"]["events"] == [{"key": "loyalty", "granted": False},
+                                                                 {"key": "loyalty", "granted": True}]
+
+
+async def test_the_totp_qr_code_is_svg_in_the_page_with_no_style_and_no_secret_in_a_url(app, gql, mailbox):
+    async with portal_browser(app, gql, mailbox, "portal-qr") as (_, browser, _token):
+        page = await browser.get("/account/security")
+        # when the customer starts setting up an authenticator app
+        started = await submit(browser, page, "/account/security/totp")
+    # then the QR code is SVG markup in the page: no style attribute (the CSP allows none), no image URL
+    assert started.status_code == 200
+    svg = re.search(r"<svg[^>]*>.*?</svg>", started.text, re.S).group(0)
+    assert "<title>QR code for your authenticator app</title>" in svg and 'viewBox="' in svg
+    assert " style=" not in started.text and "<style" not in started.text and "otpauth://" not in started.text
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', started.text).group(1).replace(" ", "")
+    assert len(secret) == 32 and secret not in str(started.url)
+    assert "default-src 'none'" in started.headers["content-security-policy"]
