@@ -18,6 +18,7 @@ import uvicorn
 from gateway.app import create_app
 from stores import config
 from tests.flows import PASSWORD, active_customer, new_application
+from tests.pages.support import branded_application
 from tests.support import GraphQLClient, free_port, unique_email
 
 ME = "{ me { email givenName } }"
@@ -203,7 +204,8 @@ async def test_sign_out_another_session(portal_gateway, chromium, context, mailb
 
 async def test_toggle_a_consent(portal_gateway, context, mailbox, look):
     base, runtime = portal_gateway
-    application_id, client_id = await new_application(runtime, name="Consent Shop")
+    application_id, client_id = await branded_application(runtime, "Consent Shop", primary="#0b7285",
+                                                          accent="#ffd43b")
     await config.update_application(application_id, {"consent_policy": [
         {"key": "terms", "title": "Terms of sale", "description": "How we sell to you.", "version": 1,
          "required": True},

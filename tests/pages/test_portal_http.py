@@ -271,3 +271,12 @@ async def test_the_totp_qr_code_is_svg_in_the_page_with_no_style_and_no_secret_i
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', started.text).group(1).replace(" ", "")
     assert len(secret) == 32 and secret not in str(started.url)
     assert "default-src 'none'" in started.headers["content-security-policy"]
+
+
+async def test_the_portal_speaks_french_to_a_french_browser(app, gql, mailbox):
+    async with portal_browser(app, gql, mailbox, "portal-french") as (_, browser, _token):
+        page = await browser.get("/account/security", headers={"accept-language": "fr-FR,fr;q=0.9"})
+    # then the tabs, headings and buttons are French
+    assert '<html lang="fr">' in page.text and "Informations personnelles" in page.text
+    assert '<h2 class="page-heading">Paramètres de sécurité</h2>' in page.text
+    assert "Configurer une application d’authentification" in page.text and "Cet appareil" in page.text
