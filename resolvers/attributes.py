@@ -226,6 +226,7 @@ class AttributeView:
     editable: bool
     required: bool
     archived: bool
+    enum_values: tuple[str, ...] = ()  # an ENUM's choices, in the definition's order
 
 
 async def definitions(ctx: Context, store_id: str) -> list[AttributeDefinitionDocument]:
@@ -258,7 +259,8 @@ def views(defs: list[AttributeDefinitionDocument], values: dict[str, Any], *, by
     """What a customer sees (visible, live definitions) or an admin sees (every definition)."""
     shown = defs if by_admin else [d for d in defs if self_service_visible(d)]
     return [AttributeView(key=d.key, label=d.label, type=d.type, value=typed_value(d, values.get(d.key)),
-                          editable=editable(d, by_admin=by_admin), required=d.required, archived=d.archived)
+                          editable=editable(d, by_admin=by_admin), required=d.required, archived=d.archived,
+                          enum_values=tuple(d.enum_values))
             for d in shown]
 
 

@@ -74,6 +74,20 @@ async def consents(ctx: Context, customer_id: str, application_id: str | None) -
     return [_state(application.id, item, latest.get(item.key)) for item in application.consent_policy]
 
 
+async def answered_elsewhere(ctx: Context, customer_id: str) -> list[ApplicationDocument]:
+    """The other applications of the customer's identity store whose consent items the customer answered
+    (the hosted portal lists their consents beside the request's application's), the ones
+    answered lately first. FeatureDisabled when privacy and data is off."""
+    customer = await viewed_customer(ctx, customer_id, Area.PRIVACY_AND_DATA)
+    found: dict[str, ApplicationDocument | None] = {}
+    for event in await consent_store.latest_of_customer(customer.id):
+        if event.application_id != ctx.application.id and event.application_id not in found:
+            found[event.application_id] = await config.get_application(event.application_id)
+    return [application for application in found.values()
+            if application is not None and application.identity_store_id == customer.store_id
+            and application.consent_policy]
+
+
 HISTORY_LIMIT = 100
 
 

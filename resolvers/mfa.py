@@ -240,10 +240,28 @@ async def enroll_totp(ctx: Context) -> TotpEnrollment:
     await mfa.insert(MfaFactorDocument(
         id=new_id(), customer_id=customer_id, type=FactorType.TOTP, confirmed=False,
         secret=_cipher(ctx.rules.secret_key).encrypt(secret.encode()).decode(), created_at=ctx.now()))
+    await audit.record(ctx, "customer.mfa_totp_enrollment_started", subject_id=customer_id)
+    return _enrollment(ctx, customer, secret)
+
+
+def _enrollment(ctx: Context, customer: CustomerDocument, secret: str) -> TotpEnrollment:
+    """The secret and its ``otpauth://`` URI, whose issuer is the application's name."""
     uri = pyotp.TOTP(secret, digits=TOTP_DIGITS).provisioning_uri(name=customer.email,
                                                                   issuer_name=ctx.application.name)
-    await audit.record(ctx, "customer.mfa_totp_enrollment_started", subject_id=customer_id)
     return TotpEnrollment(secret=secret, otpauth_uri=uri)
+
+
+async def pending_totp(ctx: Context) -> TotpEnrollment | None:
+    """The signed-in customer's TOTP enrolment that no code has confirmed yet, shown again (the hosted
+    portal's QR code after a wrong code); None without one, or when its secret cannot be decrypted.
+    The same conditions as :func:`enroll_totp` (FeatureDisabled, ReauthenticationRequired): it shows
+    the secret that call showed, to the session that may start a new one anyway."""
+    customer_id = _enrolment(ctx, FactorType.TOTP)
+    pending = [f for f in await mfa.list_for_customer(customer_id) if f.type == FactorType.TOTP and not f.confirmed]
+    totp = _totp(ctx, pending[-1]) if pending else None
+    if totp is None:
+        return None
+    return _enrollment(ctx, await _customer(customer_id), totp.secret)
 
 
 async def confirm_totp(ctx: Context, code: str) -> MfaFactorDocument:
@@ -485,6 +503,15 @@ async def send_reauthentication_code(ctx: Context) -> int:
         expires_at=now + timedelta(minutes=REAUTHENTICATION_CHALLENGE_MINUTES))
     await mfa_challenges.replace(challenge)
     return await _mail_code(ctx, challenge, customer)  # a fresh challenge: its first code always goes
+
+
+async def reauthentication_methods(ctx: Context) -> tuple[bool, list[FactorType]]:
+    """How the signed-in customer can confirm it is them (``sessions.reauthenticate``): whether with a
+    password, and with which factors' codes (:func:`offered_for_reauthentication`; a passkey does not
+    re-authenticate, so it is left out). UNAUTHENTICATED without a customer."""
+    customer = await _customer(_signed_in_customer(ctx))
+    offered = offered_for_reauthentication(ctx.policy, await mfa.list_for_customer(customer.id), customer)
+    return customer.password_hash is not None, [f for f in offered if f != FactorType.PASSKEY]
 
 
 def _signed_in_customer(ctx: Context) -> str:

@@ -537,6 +537,12 @@ async def authenticate(rules: Rules, clock: Clock, token: str | None) -> Princip
                      application_id=session.get("application_id"))
 
 
+async def own_sessions(ctx: Context) -> list[SessionDocument]:
+    """The signed-in customer's active sessions, newest first (the hosted portal's list; ``me.sessions``
+    reads the same loader). FeatureDisabled when security settings are off."""
+    return await ctx.loaders.sessions.load(own_account(ctx, Area.SECURITY_SETTINGS))
+
+
 async def revoke(ctx: Context, session_id: str) -> None:
     """End one of the signed-in customer's sessions (this one included). NotFound for an unknown id and
     for another customer's alike."""

@@ -16,7 +16,8 @@ from gateway.pages.kit import BRAND_STYLESHEET, STATIC, PageKit, asset_version, 
 from gateway.runtime import UnknownApplication
 
 ASSETS = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript; charset=utf-8",
-          "passkey-sign-in.js": "text/javascript; charset=utf-8"}  # WebAuthn on the sign-in page (sign_in_methods.py)
+          "passkey-sign-in.js": "text/javascript; charset=utf-8",  # WebAuthn on the sign-in page (sign_in_methods.py)
+          "portal.js": "text/javascript; charset=utf-8"}  # the account portal (portal.py)
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 PATHS = frozenset(f"/assets/{name}" for name in ASSETS)
