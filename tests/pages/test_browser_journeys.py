@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pyotp
+from playwright.async_api import expect
 
 from tests.flows import PASSWORD, active_customer
 from tests.pages.support import branded_application
@@ -53,6 +54,7 @@ async def test_register_activate_from_the_mailed_link_and_sign_in_with_the_keybo
     await look(page, "activated")
     # and sign in with the keyboard alone (the identifier field has the focus)
     await page.get_by_role("link", name="Sign in").click()
+    await expect(page.get_by_label("Email address")).to_be_focused()
     await page.keyboard.type(email)
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)

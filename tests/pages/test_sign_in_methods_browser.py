@@ -17,6 +17,7 @@ import authlib.deprecate
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import expect
 
 from gateway.app import create_app
 from tests.flows import PASSWORD, active_customer, admin_token, new_application
@@ -106,6 +107,7 @@ async def test_sign_in_with_a_passkey_and_answer_the_second_factor_step_with_it(
     # when, signed out, they sign in with their password (with the keyboard)
     await context.clear_cookies()
     await page.goto(f"{base}/sign-in")
+    await expect(page.get_by_label("Email address")).to_be_focused()  # autofocus runs after the load event
     await page.keyboard.type(email)
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)
