@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 
+import orjson
 from cross_web import HTTPException
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
@@ -57,6 +58,14 @@ class GatewayGraphQL(GraphQL):
 
     async def get_context(self, request: Request, response: Response) -> Context:
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
+
+    def encode_json(self, data: object) -> bytes:
+        """The response body, by orjson (a few times faster than json.dumps, UTF-8 rather than \\u escapes);
+        by json.dumps for what orjson refuses (a string with a lone surrogate, an integer beyond 64 bits)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def decode_json(self, data: str | bytes) -> object:
         """The parsed body; JSONDecodeError (which the view answers 400) for anything json.loads refuses.
@@ -127,7 +136,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                           max_aliases=settings.graphql_max_aliases, max_directives=settings.graphql_max_directives,
                           max_tokens=settings.graphql_max_tokens,
                           max_characters=settings.graphql_max_document_characters,
-                          extra_extensions=[observability.OperationMetrics])
+                          observe=observability.observe_operation)
+    observability.count_sign_ins(schema)
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted
