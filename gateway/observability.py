@@ -258,9 +258,23 @@ def operation_label(execution_context) -> tuple[str, str]:
     return name[:MAX_LABEL], kind
 
 
+_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
+MAX_REMEMBERED_LABELS = 1024
+
+
 def observe_operation(execution_context, seconds: float) -> None:
-    """Counts and times one GraphQL operation (``schema.root.Pipeline`` calls it once per operation)."""
-    operation, kind = operation_label(execution_context)
+    """Counts and times one GraphQL operation (``schema.root.Pipeline`` calls it once per operation).
+
+    The label of a document is remembered by its text and operation name (the same text always
+    parses to the same document), for up to ``MAX_REMEMBERED_LABELS`` documents."""
+    key = (execution_context.query, execution_context.operation_name)
+    label = _labels.get(key)
+    if label is None:
+        label = operation_label(execution_context)
+        if len(_labels) >= MAX_REMEMBERED_LABELS:
+            _labels.clear()
+        _labels[key] = label
+    operation, kind = label
     result = execution_context.result
     outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
     labelled(GRAPHQL_REQUESTS, operation, kind, outcome).inc()
