@@ -258,15 +258,18 @@ async def test_a_successful_sign_in_costs_nine_database_commands(counted, mailbo
     result = assert_no_errors(await gql(SIGN_IN_ONLY, {"input": {"identifier": email, "password": PASSWORD}}))
 
     # then: the per-IP counter, the account (one index look-up), the two account budgets, the factors, the
-    # session, the conditional confirmation, one delete clearing both budgets, the audit event
+    # session, the conditional confirmation, one delete clearing both budgets, the audit event (the
+    # instance's own sweeps of due jobs and mail may run meanwhile: they are not the sign-in's)
     assert result["sessionCreate"]["__typename"] == "SessionCreated"
-    assert counter.commands == [
+    sweeps = {"jobs", "outbox"}
+    documents = [d for d, (_, collection) in zip(counter.documents, counter.commands) if collection not in sweeps]
+    assert [c for c in counter.commands if c[1] not in sweeps] == [
         ("findAndModify", "rate_counters"), ("find", "customers"), ("findAndModify", "rate_counters"),
         ("findAndModify", "rate_counters"), ("find", "mfa_factors"), ("insert", "sessions"),
         ("update", "customers"), ("delete", "rate_counters"), ("insert", "audit_events")]
-    account_lookup = counter.documents[1]["filter"]
+    account_lookup = documents[1]["filter"]
     assert "$or" not in account_lookup and "$and" not in account_lookup, account_lookup
-    assert counter.documents[7]["deletes"][0]["limit"] == 0  # both budgets at once
+    assert documents[7]["deletes"][0]["limit"] == 0  # both budgets at once
 
 
 async def test_a_sign_in_under_a_policy_without_mfa_reads_no_factors(counted, mailbox):
@@ -286,7 +289,7 @@ async def test_a_sign_in_under_a_policy_without_mfa_reads_no_factors(counted, ma
     # then they are signed in without the second-factor look-up
     assert result["sessionCreate"]["__typename"] == "SessionCreated"
     assert ("find", "mfa_factors") not in counter.commands
-    assert len(counter.commands) == 8
+    assert len([c for c in counter.commands if c[1] not in ("jobs", "outbox")]) == 8
 
 
 def test_no_schema_extension_hooks_every_field(app):
