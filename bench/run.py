@@ -737,7 +737,7 @@ class Bench:
             "gateway": {"command": "identity-gateway serve", "GATEWAY_LOG_LEVEL": "WARNING",
                         "GATEWAY_RATE_LIMIT_SCALE": RATE_LIMIT_SCALE, "GATEWAY_ENV": "development (default)",
                         "database": "embedded nx-27017", "hash_concurrency": "0 = one per core",
-                        "hash_queue_limit": "64 (default)"},
+                        "hash_queue_limit": "16 (default)"},
         }
         started = time.perf_counter()
         self.start()
@@ -769,7 +769,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--login-seconds", type=float, help="logins per round (default 5, quick 3)")
     parser.add_argument("--hash-seconds", type=float, help="pure argon2 per round (default 4, quick 3)")
     parser.add_argument("--flood-concurrency", type=int, default=100,
-                        help="concurrent logins in the flood (default 100: above cores + the queue limit of 64)")
+                        help="concurrent logins in the flood (default 100: above cores + the queue limit of 16)")
     parser.add_argument("--flood-me-concurrency", type=int, default=2,
                         help="concurrent `me` requests probing latency during the flood (default 2)")
     parser.add_argument("--flood-seconds", type=float, help="flood phase (default 10, quick 4)")
