@@ -110,16 +110,27 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
 
 
+REMEMBERED_FORWARDED_CHARACTERS = 256  # longer X-Forwarded-For lines are resolved, not remembered
+
+
 @lru_cache(maxsize=4096)
-def _client_ip(peer: str | None, forwarded: tuple[str, ...], trusted: TrustedProxies) -> str | None:
-    """``client_ip.resolve_client_ip``, remembered: parsing addresses with ``ipaddress`` costs a signed-in
-    request tens of µs, and a client sends the same peer and ``X-Forwarded-For`` each time."""
+def _remembered_client_ip(peer: str | None, forwarded: tuple[str, ...], trusted: TrustedProxies) -> str | None:
     return resolve_client_ip(peer, forwarded, trusted)
 
 
-def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
+def _client_ip(request: Request, trusted: TrustedProxies) -> str | None:
+    """``client_ip.resolve_client_ip``, remembered for up to 4096 (peer, ``X-Forwarded-For``) pairs: parsing
+    addresses with ``ipaddress`` costs a signed-in request tens of µs, and a client sends the same ones each
+    time. Only short header values are remembered, so the cache stays small whatever clients send."""
     peer = request.client.host if request.client else None
-    ip_address = _client_ip(peer, tuple(request.headers.getlist("x-forwarded-for")), trusted)
+    forwarded = tuple(request.headers.getlist("x-forwarded-for"))
+    if sum(map(len, forwarded)) > REMEMBERED_FORWARDED_CHARACTERS:
+        return resolve_client_ip(peer, forwarded, trusted)
+    return _remembered_client_ip(peer, forwarded, trusted)
+
+
+def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
+    ip_address = _client_ip(request, trusted)
     return RequestMeta(ip_address=ip_address, user_agent=request.headers.get("user-agent"),
                        request_id=observability.current_request_id()
                        or observability.accepted_request_id(request.headers.get("x-request-id")),

@@ -260,20 +260,26 @@ def operation_label(execution_context) -> tuple[str, str]:
 
 _labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
 MAX_REMEMBERED_LABELS = 1024
+REMEMBERED_LABEL_CHARACTERS = 4096  # longer documents are labelled each time (the cache stays under 4 MiB)
 
 
 def observe_operation(execution_context, seconds: float) -> None:
     """Counts and times one GraphQL operation (``schema.root.Pipeline`` calls it once per operation).
 
     The label of a document is remembered by its text and operation name (the same text always
-    parses to the same document), for up to ``MAX_REMEMBERED_LABELS`` documents."""
-    key = (execution_context.query, execution_context.operation_name)
-    label = _labels.get(key)
-    if label is None:
+    parses to the same document), for up to ``MAX_REMEMBERED_LABELS`` documents of at most
+    ``REMEMBERED_LABEL_CHARACTERS``."""
+    query = execution_context.query
+    if query is not None and len(query) > REMEMBERED_LABEL_CHARACTERS:
         label = operation_label(execution_context)
-        if len(_labels) >= MAX_REMEMBERED_LABELS:
-            _labels.clear()
-        _labels[key] = label
+    else:
+        key = (query, execution_context.operation_name)
+        label = _labels.get(key)
+        if label is None:
+            label = operation_label(execution_context)
+            if len(_labels) >= MAX_REMEMBERED_LABELS:
+                _labels.clear()
+            _labels[key] = label
     operation, kind = label
     result = execution_context.result
     outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
