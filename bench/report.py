@@ -7,10 +7,11 @@ from pathlib import Path
 START = "<!-- bench:results:start (written by `python -m bench.run`; edit outside these markers) -->"
 END = "<!-- bench:results:end -->"
 
-ME_CPU_RATIO_MAX = 1.3
-ME_CPU_US_MAX = 700.0
-LOGIN_FRACTION_MIN = 0.90
+ME_CPU_RATIO_1RT_MAX = 1.5  # gateway `me` server CPU over the one-read floor's (`/me-1rt`), same run
+ME_DB_RATIO_1RT_MAX = 1.0  # database CPU per gateway `me` over the one-read floor's
+LOGIN_FRACTION_MIN = 0.85
 FLOOD_ME_P99_MS_MAX = 50.0
+LISTING_US_PER_OBJECT_MAX = 100.0
 
 NOISY_CORES = 0.2  # other people's processes busier than this: treat the numbers as rough
 
@@ -43,29 +44,66 @@ def short(filename: str) -> str:
 
 
 # -- targets ---------------------------------------------------------------------------------------
+def _target(name: str, measured: str, met: bool, gap: str) -> dict:
+    return {"target": name, "measured": measured, "met": met, "gap": "-" if met else gap}
+
+
 def targets(r: dict) -> list[dict]:
-    me = r["me"]
-    gw_cpu = me["gateway"]["server_cpu_us_per_request"]
-    ratio = me["cpu_ratio_gateway_over_floor"]
-    fraction = r["logins"]["fraction_of_hash_limit"]
-    p99 = r["flood"]["me"]["p99_ms"]
-    floor_cpu = me["floor"]["server_cpu_us_per_request"]
-    return [
-        {"target": "`me` server CPU/request <= 1.3x floor", "measured": f"{ratio:.2f}x ({gw_cpu:.0f} vs {floor_cpu:.0f} µs)",
-         "met": ratio <= ME_CPU_RATIO_MAX,
-         "gap": "-" if ratio <= ME_CPU_RATIO_MAX else
-         f"{ratio - ME_CPU_RATIO_MAX:.2f}x over; needs <= {ME_CPU_RATIO_MAX * floor_cpu:.0f} µs, "
-         f"i.e. -{gw_cpu - ME_CPU_RATIO_MAX * floor_cpu:.0f} µs ({1 - ME_CPU_RATIO_MAX * floor_cpu / gw_cpu:.0%})"},
-        {"target": "`me` server CPU/request <= 700 µs", "measured": f"{gw_cpu:.0f} µs", "met": gw_cpu <= ME_CPU_US_MAX,
-         "gap": "-" if gw_cpu <= ME_CPU_US_MAX else f"+{gw_cpu - ME_CPU_US_MAX:.0f} µs ({gw_cpu / ME_CPU_US_MAX - 1:.0%} over)"},
-        {"target": "logins/s >= 90% of the pure-hash limit",
-         "measured": f"{fraction:.0%} (median of rounds {', '.join(f'{x:.0%}' for x in r['logins'].get('fraction_by_round', []))}; "
-                     f"{r['logins']['logins_per_second']:.1f} vs {r['hash_limit']['verifications_per_second']:.1f}/s overall)",
-         "met": fraction >= LOGIN_FRACTION_MIN,
-         "gap": "-" if fraction >= LOGIN_FRACTION_MIN else f"{(LOGIN_FRACTION_MIN - fraction) * 100:.0f} points short"},
-        {"target": "`me` p99 under a login flood < 50 ms", "measured": f"{p99:.1f} ms", "met": p99 < FLOOD_ME_P99_MS_MAX,
-         "gap": "-" if p99 < FLOOD_ME_P99_MS_MAX else f"+{p99 - FLOOD_ME_P99_MS_MAX:.1f} ms"},
-    ]
+    """The issue's targets, for the phases this run measured."""
+    out = []
+    me = r.get("me")
+    if me:
+        gw, f1 = me["gateway"], me["floor_1rt"]
+        ratio = me["cpu_ratio_gateway_over_floor_1rt"]
+        need = ME_CPU_RATIO_1RT_MAX * f1["server_cpu_us_per_request"]
+        out.append(_target(
+            f"`me` server CPU <= {ME_CPU_RATIO_1RT_MAX}x the one-read floor (`/me-1rt`)",
+            f"{ratio:.2f}x ({gw['server_cpu_us_per_request']:.0f} vs {f1['server_cpu_us_per_request']:.0f} µs)",
+            ratio <= ME_CPU_RATIO_1RT_MAX,
+            f"needs <= {need:.0f} µs: -{gw['server_cpu_us_per_request'] - need:.0f} µs"))
+        db = gw["database_cpu_us_per_request"] / f1["database_cpu_us_per_request"]
+        out.append(_target(
+            "database CPU per `me` <= the one-read floor's",
+            f"{db:.2f}x ({gw['database_cpu_us_per_request']:.0f} vs {f1['database_cpu_us_per_request']:.0f} µs)",
+            db <= ME_DB_RATIO_1RT_MAX,
+            f"+{gw['database_cpu_us_per_request'] - f1['database_cpu_us_per_request']:.0f} µs"))
+    trips = r.get("round_trips")
+    if trips:
+        hot = {k: trips[k] for k in ("me", "me_account_fields", "me_sessions") if k in trips}
+        one = all(v["total"] <= 1 and v["writes"] == 0 for v in hot.values())
+        out.append(_target(
+            "at most one round trip and no write: `me`, `me` with account fields, `me { sessions }`",
+            "; ".join(f"{k}: {v['total']} ({v['writes']} writes)" for k, v in hot.items()), one,
+            "`me { sessions }` needs a second read (docs/performance.md)"))
+        if "listing_10" in trips and "listing_100" in trips:
+            same = trips["listing_10"]["commands"] == trips["listing_100"]["commands"]
+            out.append(_target(
+                "admin listing: the same round trips for 10 and 100 customers",
+                f"{trips['listing_10']['total']} and {trips['listing_100']['total']}", same, "grows with the page"))
+        if "sign_in" in trips:
+            out.append({"target": "database commands of a successful sign-in (counted, not a bound)",
+                        "measured": f"{trips['sign_in']['total']} ({trips['sign_in']['writes']} writes)",
+                        "met": True, "gap": "-", "informational": True})
+    logins = r.get("logins")
+    if logins:
+        fraction = logins["fraction_of_hash_limit"]
+        out.append(_target(
+            f"logins/s >= {LOGIN_FRACTION_MIN:.0%} of the pure argon2id limit",
+            f"{fraction:.0%} (median of rounds {', '.join(f'{x:.0%}' for x in logins.get('fraction_by_round', []))}; "
+            f"{logins['logins_per_second']:.1f} vs {r['hash_limit']['verifications_per_second']:.1f}/s overall)",
+            fraction >= LOGIN_FRACTION_MIN, f"{(LOGIN_FRACTION_MIN - fraction) * 100:.0f} points short"))
+    flood = r.get("flood")
+    if flood:
+        p99 = flood["me"]["p99_ms"]
+        out.append(_target(f"`me` p99 under a login flood < {FLOOD_ME_P99_MS_MAX:.0f} ms", f"{p99:.1f} ms",
+                           p99 < FLOOD_ME_P99_MS_MAX, f"+{p99 - FLOOD_ME_P99_MS_MAX:.1f} ms"))
+    listing = r.get("listing")
+    if listing:
+        per = listing["server_cpu_us_per_object"]
+        out.append(_target(f"admin listing: gateway CPU <= {LISTING_US_PER_OBJECT_MAX:.0f} µs per returned object",
+                           f"{per:.1f} µs", per <= LISTING_US_PER_OBJECT_MAX,
+                           f"+{per - LISTING_US_PER_OBJECT_MAX:.1f} µs"))
+    return out
 
 
 # -- Markdown --------------------------------------------------------------------------------------
@@ -79,10 +117,10 @@ def _f(value, digits: int = 1) -> str:
 
 def markdown(r: dict, json_path: Path) -> str:
     m = r["machine"]
-    me, gw, fl = r["me"], r["me"]["gateway"], r["me"]["floor"]
-    lg, hl, fd, ls = r["logins"], r["hash_limit"], r["flood"], r["listing"]
-    other = max(gw["other_load_cores"], fl["other_load_cores"], lg["other_load_cores"], fd["other_load_cores"],
-                hl["other_load_cores"])
+    me, lg, hl, fd, ls = r.get("me"), r.get("logins"), r.get("hash_limit"), r.get("flood"), r.get("listing")
+    gw, fl = (me["gateway"], me["floor"]) if me else (None, None)
+    loads = [x["other_load_cores"] for x in (gw, fl, lg, fd, hl, ls) if x]
+    other = max(loads) if loads else 0.0
     versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     rev = r.get("revision", {})
     dirty = rev.get("uncommitted_changes_outside_bench") or []
@@ -105,8 +143,22 @@ def markdown(r: dict, json_path: Path) -> str:
                     "these numbers are indicative only. Final numbers need a quiet machine."]
     out += ["", "| target | measured | met? | gap |", "|---|---|---|---|"]
     for t in r["targets"]:
-        out.append(f"| {t['target']} | {t['measured']} | {'**met**' if t['met'] else '**missed**'} | {t['gap']} |")
+        verdict = "(counted)" if t.get("informational") else "**met**" if t["met"] else "**missed**"
+        out.append(f"| {t['target']} | {t['measured']} | {verdict} | {t['gap']} |")
+    if me:
+        _me_section(out, r, me, gw, fl)
+    if lg and hl:
+        _login_section(out, lg, hl)
+    if fd:
+        _flood_section(out, fd, gw)
+    if ls:
+        _listing_section(out, ls)
+    _round_trip_section(out, r)
+    _profile_section(out, r)
+    return "\n".join(out) + "\n"
 
+
+def _me_section(out: list[str], r: dict, me: dict, gw: dict, fl: dict) -> None:
     ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"  # noqa: E731
     out += [
         "", f"**Signed-in `me { '{' } id email givenName familyName {'}'}`**, concurrency {me['concurrency']}, "
@@ -118,15 +170,16 @@ def markdown(r: dict, json_path: Path) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     f1 = me.get("floor_1rt")
-    rows = [("gateway (GraphQL)", gw), ("floor: session + customer reads (`/me`)", fl)]
+    rows = [("gateway (GraphQL)", gw)]
     if f1:
-        rows.append(("floor, one round trip: session's profile copy (`/me-1rt`)", f1))
+        rows.append(("floor, one round trip: the session's profile copy (`/me-1rt`)", f1))
+    rows.append(("floor, two reads: session + customer (`/me`)", fl))
     for name, s in rows:
         rounds = " / ".join(_f(v, 0) for v in s["server_cpu_us_per_request_by_round"])
         out.append(f"| {name} | {_f(s['server_cpu_us_per_request'], 0)} | {rounds} | "
                    f"{_f(s['database_cpu_us_per_request'], 0)} | {_f(s['requests_per_second'], 0)} | "
                    f"{_f(s['p50_ms'], 2)} | {_f(s['p99_ms'], 2)} | {s['other_load_cores']:.2f} |")
-    for label, floor in (("gateway / floor", fl), ("gateway / one-round-trip floor", f1)):
+    for label, floor in (("**gateway / one-round-trip floor** (the target)", f1), ("gateway / two-read floor", fl)):
         if floor:
             out.append(f"| {label} | **{ratio(gw['server_cpu_us_per_request'], floor['server_cpu_us_per_request'])}** | | "
                        f"{ratio(gw['database_cpu_us_per_request'], floor['database_cpu_us_per_request'])} | "
@@ -138,6 +191,8 @@ def markdown(r: dict, json_path: Path) -> str:
                     f"({', '.join(f'{k}: {v}' for k, v in mc['by_command'].items())}); the floor `/me` sends 2, "
                     "`/me-1rt` sends 1."]
 
+
+def _login_section(out: list[str], lg: dict, hl: dict) -> None:
     a = hl["argon2"]
     out += [
         "", f"**Login** (argon2id {a['memory_kib'] // 1024} MiB, t={a['time_cost']}, p={a['parallelism']}; "
@@ -163,6 +218,8 @@ def markdown(r: dict, json_path: Path) -> str:
         f"**{lg.get('cpu_efficiency', 0):.0%}** |",
     ]
 
+
+def _flood_section(out: list[str], fd: dict, gw: dict | None) -> None:
     fm = fd["me"]
     base = fd.get("baseline") or gw
     created = fd["logins"].get("SessionCreated", {})
@@ -186,6 +243,8 @@ def markdown(r: dict, json_path: Path) -> str:
     out.append(f"| cores busy: gateway / database / drivers / other processes | {fd['server_cpu_cores_busy']} / "
                f"{fd['database_cpu_cores_busy']} / {fd['drivers_cpu_cores_busy']} / {fd['other_load_cores']} |")
 
+
+def _listing_section(out: list[str], ls: dict) -> None:
     warm, cold = ls["database_commands"]["warm"], ls["database_commands"]["cold"]
     out += [
         "", f"**Admin listing** `customers(first:100) {{ edges {{ node {{ id email sessions {{ id }} }} }} }}` "
@@ -204,6 +263,22 @@ def markdown(r: dict, json_path: Path) -> str:
         f"| other load (cores) | {ls['other_load_cores']:.2f} |",
     ]
 
+
+def _round_trip_section(out: list[str], r: dict) -> None:
+    trips = r.get("round_trips")
+    if not trips:
+        return
+    out += ["", "**Database commands per request** (in-process, pymongo CommandListener, each query asked once "
+                "before it is counted):", "", "| request | commands | writes | which |", "|---|---|---|---|"]
+    for name, v in trips.items():
+        out.append(f"| {name.replace('_', ' ')} | {v['total']} | {v['writes']} | {', '.join(v['commands'])} |")
+    graphs = r.get("flamegraphs") or {}
+    if graphs and "skipped" not in graphs:
+        out += ["", "Flame graphs of the gateway process (py-spy, on-CPU samples, after the measured phases): "
+                + ", ".join(f"[{k}]({Path('..') / v})" for k, v in graphs.items()) + "."]
+
+
+def _profile_section(out: list[str], r: dict) -> None:
     prof = r.get("me_profile")
     if prof:
         out += ["", f"**Where the CPU of one `me` goes** (cProfile, {prof['gateway']['requests']} "
@@ -226,7 +301,6 @@ def markdown(r: dict, json_path: Path) -> str:
                 "| self µs/request | calls/request | function |", "|---|---|---|"]
         for row in prof["gateway"]["top_functions_by_self_time"][:12]:
             out.append(f"| {row['self_us_per_request']} | {row['calls_per_request']} | `{row['function']}` |")
-    return "\n".join(out) + "\n"
 
 
 DOC_HEAD = """# Performance

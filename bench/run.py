@@ -44,6 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 DATABASE = "identity_gateway"
 RATE_LIMIT_SCALE = "1000000"
+SECRET_KEY = "bench-secret-key-" + os.urandom(16).hex()  # the gateway's, so the bench can read the outbox
 
 ME = "query Me { me { id email givenName familyName } }"
 REGISTER = """mutation Register($input: AccountRegisterInput!) {
@@ -54,6 +55,12 @@ ADMIN_SIGN_IN = """mutation AdminSignIn($input: AdminSessionCreateInput!) {
   adminSessionCreate(input: $input) { __typename ... on SessionCreated { token } ... on Error { code message } } }"""
 LISTING = """query Customers { customers(first: 100) { __typename
   ... on CustomerConnection { edges { node { id email sessions { id } } } } } }"""
+LISTING_10 = LISTING.replace("first: 100", "first: 10")
+ME_ACCOUNT_FIELDS = """query MeAccount { me { id email givenName familyName emailVerified createdAt
+  profile { givenName familyName email phoneNumber birthdate locale }
+  selfService { personalInformation accountSettings securitySettings privacyAndData accountDeletion dataExport } } }"""
+ME_SESSIONS = "query MeSessions { me { id sessions { id createdAt lastSeenAt current } } }"
+WRITES = {"insert", "update", "delete", "findAndModify"}
 
 PACKAGES = ["strawberry-graphql", "graphql-core", "starlette", "uvicorn", "uvloop", "httptools", "pymongo", "beanie",
             "pydantic", "pydantic-core", "argon2-cffi", "argon2-cffi-bindings", "nx-27017", "httpx"]
@@ -117,18 +124,23 @@ async def gql(http: httpx.AsyncClient, query: str, variables: dict | None = None
 
 
 def activation_token(db_uri: str, email: str, timeout: float = 20.0) -> str:
-    """The token in the activation link, read from the development outbox (no SMTP URL is set)."""
+    """The token in the activation link, read from the development outbox (no SMTP URL is set); bodies
+    are encrypted at rest under a key derived from the gateway's secret key (``gateway.mail.body_cipher``)."""
     from pymongo import MongoClient
 
+    from gateway.mail import body_cipher
+
+    cipher = body_cipher(SECRET_KEY.encode())
     with MongoClient(db_uri) as mongo:
         outbox = mongo[DATABASE]["outbox"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            mail = outbox.find_one({"to": email, "kind": "activation", "text": {"$ne": None}})
+            mail = outbox.find_one({"to": email, "kind": "activation", "body": {"$type": "string"}})
             if mail:
-                found = re.search(r"/activate\?token=([A-Za-z0-9_\-]+)", mail["text"])
+                text = json.loads(cipher.decrypt(mail["body"].encode()))["text"]
+                found = re.search(r"/activate\?token=([A-Za-z0-9_\-]+)", text)
                 if not found:
-                    raise RuntimeError(f"no activation link in the outbox mail: {mail['text'][:300]!r}")
+                    raise RuntimeError(f"no activation link in the outbox mail: {text[:300]!r}")
                 return found.group(1)
             time.sleep(0.05)
     raise RuntimeError(f"no activation mail for {email} in the outbox after {timeout}s")
@@ -181,11 +193,13 @@ class Bench:
         self.children: list[Child] = []
         self.results: dict = {"revision": revision(), "machine": machine(), "driver": DRIVER, "config": {}}
         self.password = "bench password " + os.urandom(6).hex()
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
     # -- processes ---------------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env.update(GATEWAY_DATA_DIR=str(self.data_dir), GATEWAY_RATE_LIMIT_SCALE=RATE_LIMIT_SCALE,
+                   GATEWAY_SECRET_KEY=SECRET_KEY,
                    GATEWAY_LOG_LEVEL="WARNING", GATEWAY_DATABASE_NAME=DATABASE,
                    GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{self.gateway_port}", PYTHONPATH=str(REPO))
         env.update(extra)
@@ -232,10 +246,13 @@ class Bench:
         return {"server": server_pid, "database": self.db_pid, "driver": os.getpid()}
 
     # -- 1. me vs floor ----------------------------------------------------------------------------
-    async def me(self) -> None:
-        a = self.args
+    async def customer(self) -> None:
+        """The signed-in customer every phase uses (registered, activated from the outbox, signed in)."""
         self.email = "bench-me@example.com"
         self.token = await customer_token(self.gateway_url, self.db_uri, self.email, self.password)
+
+    async def me(self) -> None:
+        a = self.args
         targets = {"gateway": (self.gateway_url, "/graphql", self.gateway.pid),
                    "floor": (self.floor_url, "/me", self.floor.pid),
                    "floor_1rt": (self.floor_url, "/me-1rt", self.floor.pid)}
@@ -332,6 +349,7 @@ class Bench:
         commands = Commands()
         monitoring.register(commands)  # before the in-process client exists, so that it is monitored
         settings = Settings(mongodb_uri=SecretStr(self.db_uri), database_name=DATABASE, data_dir=self.data_dir,
+                            secret_key=SecretStr(SECRET_KEY),
                             rate_limit_scale=float(RATE_LIMIT_SCALE), log_level="WARNING",
                             public_url=self.gateway_url)
         app = create_app(settings)
@@ -405,6 +423,27 @@ class Bench:
                 commands.active = False
                 assert payload["data"]["me"]["email"] == self.email, payload
                 me_counts[label] = list(commands.seen)
+
+            # the hot queries (warm: each asked once before it is counted), the listing at two page sizes,
+            # and a successful sign-in (the bench customer's)
+            round_trips = {}
+            sign_in = {"input": {"identifier": self.email, "password": self.password}}
+            for name, query, token, variables in (
+                    ("me", ME, self.token, None), ("me_account_fields", ME_ACCOUNT_FIELDS, self.token, None),
+                    ("me_sessions", ME_SESSIONS, self.token, None), ("listing_10", LISTING_10, admin_token, None),
+                    ("listing_100", LISTING, admin_token, None), ("sign_in", SIGN_IN, None, sign_in)):
+                await asgi.graphql(app, query, token, variables)
+                commands.seen.clear()
+                commands.active = True
+                payload = await asgi.graphql(app, query, token, variables)
+                commands.active = False
+                assert not payload.get("errors"), payload
+                if name == "sign_in":
+                    assert payload["data"]["sessionCreate"]["__typename"] == "SessionCreated", payload
+                round_trips[name] = {"total": len(commands.seen),
+                                     "writes": sum(1 for c, _ in commands.seen if c in WRITES),
+                                     "commands": [f"{c} {col}".strip() for c, col in commands.seen]}
+            self.results["round_trips"] = round_trips
 
             if self.args.profile:
                 await self.profiles(app)
@@ -652,6 +691,40 @@ class Bench:
         log(f"flood: me p99 {me_summary['p99_ms']} ms (p50 {me_summary['p50_ms']} ms, {me_summary['per_second']} req/s); "
             f"logins {{{counts}}}")
 
+    # -- 6. flame graphs -------------------------------------------------------------------------------
+    async def flamegraphs(self) -> None:
+        """py-spy flame graphs (SVG) of the gateway process under `me` load and under login load, sampled
+        after the measured phases (sampling slows the process down a little, so it measures nothing else).
+        Idle time is left out: the graphs show where the CPU goes."""
+        a = self.args
+        spy = shutil.which("py-spy") or (str(BIN / "py-spy") if (BIN / "py-spy").exists() else None)
+        if spy is None:
+            log("flame graphs skipped: py-spy is not installed (pip install py-spy)")
+            self.results["flamegraphs"] = {"skipped": "py-spy not installed"}
+            return
+        RESULTS.mkdir(exist_ok=True)
+        graphs = {}
+        loads = {
+            "me": (a.concurrency, lambda http: me_sender(http, "/graphql", self.token)),
+            "login": (a.login_concurrency, lambda http: login_sender(http, "/graphql", self.email, self.password)),
+        }
+        for name, (concurrency, sender) in loads.items():
+            path = RESULTS / f"{self.stamp}-{name}-flamegraph.svg"
+            seconds = a.flamegraph_seconds
+            recorder = subprocess.Popen(
+                [spy, "record", "--pid", str(self.gateway.pid), "--rate", "250", "--format", "flamegraph",
+                 "--output", str(path), "--duration", str(int(seconds)), "--nonblocking"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            async with client(self.gateway_url, concurrency) as http:
+                await run_load(sender(http), concurrency, duration=seconds + 1)
+            output, _ = await asyncio.to_thread(recorder.communicate, timeout=seconds + 60)
+            if recorder.returncode != 0 or not path.exists():
+                log(f"py-spy failed for {name}: {output[-500:]}")
+                continue
+            graphs[name] = str(path.relative_to(REPO))
+            log(f"flame graph of the gateway under {name} load: {graphs[name]}")
+        self.results["flamegraphs"] = graphs
+
     # -- everything --------------------------------------------------------------------------------
     async def run(self) -> None:
         a = self.args
@@ -664,14 +737,23 @@ class Bench:
             "gateway": {"command": "identity-gateway serve", "GATEWAY_LOG_LEVEL": "WARNING",
                         "GATEWAY_RATE_LIMIT_SCALE": RATE_LIMIT_SCALE, "GATEWAY_ENV": "development (default)",
                         "database": "embedded nx-27017", "hash_concurrency": "0 = one per core",
-                        "hash_queue_limit": "64 (default)"},
+                        "hash_queue_limit": "16 (default)"},
         }
         started = time.perf_counter()
         self.start()
-        await self.me()
-        await self.listing()
-        await self.logins()
-        await self.flood()
+        await self.customer()
+        phases = a.phases
+        self.results["config"]["phases"] = sorted(phases)
+        if "me" in phases:
+            await self.me()
+        if "listing" in phases:
+            await self.listing()
+        if "logins" in phases:
+            await self.logins()
+        if "flood" in phases:
+            await self.flood()
+        if a.flamegraphs:
+            await self.flamegraphs()
         self.results["machine"]["loadavg_end"] = os.getloadavg()
         self.results["duration_seconds"] = round(time.perf_counter() - started, 1)
 
@@ -687,7 +769,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--login-seconds", type=float, help="logins per round (default 5, quick 3)")
     parser.add_argument("--hash-seconds", type=float, help="pure argon2 per round (default 4, quick 3)")
     parser.add_argument("--flood-concurrency", type=int, default=100,
-                        help="concurrent logins in the flood (default 100: above cores + the queue limit of 64)")
+                        help="concurrent logins in the flood (default 100: above cores + the queue limit of 16)")
     parser.add_argument("--flood-me-concurrency", type=int, default=2,
                         help="concurrent `me` requests probing latency during the flood (default 2)")
     parser.add_argument("--flood-seconds", type=float, help="flood phase (default 10, quick 4)")
@@ -696,6 +778,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile of `me`")
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--profile-logins", type=int, default=30)
+    parser.add_argument("--phases", default="me,listing,logins,flood",
+                        help="comma-separated phases to run (default: me,listing,logins,flood); a partial run "
+                             "reports only its targets and never rewrites docs/performance.md")
+    parser.add_argument("--no-flamegraphs", dest="flamegraphs", action="store_false",
+                        help="skip the py-spy flame graphs of the gateway (skipped anyway without py-spy)")
+    parser.add_argument("--flamegraph-seconds", type=float, default=8.0)
     parser.add_argument("--no-docs", dest="docs", action="store_false", help="do not rewrite docs/performance.md")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary data directory and logs")
     args = parser.parse_args(argv)
@@ -709,13 +797,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.login_concurrency is None:
         args.login_concurrency = 2 * (os.cpu_count() or 1)
     args.warmup = 100 if quick else 300
+    args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
+    unknown = args.phases - {"me", "listing", "logins", "flood"}
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.phases != {"me", "listing", "logins", "flood"}:
+        args.docs = False
+    if quick:
+        args.flamegraph_seconds = min(args.flamegraph_seconds, 4.0)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = bench.stamp
     try:
         asyncio.run(bench.run())
     except BaseException:

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from functools import lru_cache
 
+import orjson
 from cross_web import HTTPException
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
@@ -17,7 +19,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
 from gateway import exports, oauth, observability, pages
-from gateway.client_ip import TrustedProxies, client_ip
+from gateway.client_ip import TrustedProxies, resolve_client_ip
 from gateway.config import Settings
 from gateway.http_guard import HttpGuard, graphql_refusal
 from gateway.runtime import Runtime, UnknownApplication
@@ -57,6 +59,14 @@ class GatewayGraphQL(GraphQL):
 
     async def get_context(self, request: Request, response: Response) -> Context:
         return await request_context(self.runtime, request, self.trusted, token=bearer_token(request))
+
+    def encode_json(self, data: object) -> bytes:
+        """The response body, by orjson (a few times faster than json.dumps, UTF-8 rather than \\u escapes);
+        by json.dumps for what orjson refuses (a string with a lone surrogate, an integer beyond 64 bits)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def decode_json(self, data: str | bytes) -> object:
         """The parsed body; JSONDecodeError (which the view answers 400) for anything json.loads refuses.
@@ -100,8 +110,28 @@ async def database_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(UNAVAILABLE_MESSAGE, status_code=503, headers=headers)
 
 
+REMEMBERED_FORWARDED_CHARACTERS = 256  # longer X-Forwarded-For lines are resolved, not remembered
+
+
+@lru_cache(maxsize=4096)
+def _remembered_client_ip(peer: str | None, forwarded: tuple[str, ...], trusted: TrustedProxies) -> str | None:
+    return resolve_client_ip(peer, forwarded, trusted)
+
+
+def _client_ip(request: Request, trusted: TrustedProxies) -> str | None:
+    """``client_ip.resolve_client_ip``, remembered for up to 4096 (peer, ``X-Forwarded-For``) pairs: parsing
+    addresses with ``ipaddress`` costs a signed-in request tens of µs, and a client sends the same ones each
+    time. Only short header values are remembered, so the cache stays small whatever clients send."""
+    peer = request.client.host if request.client else None
+    forwarded = tuple(request.headers.getlist("x-forwarded-for"))
+    if sum(map(len, forwarded)) > REMEMBERED_FORWARDED_CHARACTERS:
+        return resolve_client_ip(peer, forwarded, trusted)
+    return _remembered_client_ip(peer, forwarded, trusted)
+
+
 def request_meta(request: Request, trusted: TrustedProxies) -> RequestMeta:
-    return RequestMeta(ip_address=client_ip(request, trusted), user_agent=request.headers.get("user-agent"),
+    ip_address = _client_ip(request, trusted)
+    return RequestMeta(ip_address=ip_address, user_agent=request.headers.get("user-agent"),
                        request_id=observability.current_request_id()
                        or observability.accepted_request_id(request.headers.get("x-request-id")),
                        locale=preferred_locale(request.headers.get("accept-language")))
@@ -130,7 +160,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                           max_aliases=settings.graphql_max_aliases, max_directives=settings.graphql_max_directives,
                           max_tokens=settings.graphql_max_tokens,
                           max_characters=settings.graphql_max_document_characters,
-                          extra_extensions=[observability.OperationMetrics])
+                          observe=observability.observe_operation)
+    observability.count_sign_ins(schema)
     graphql_app = GatewayGraphQL(runtime, schema=schema, graphql_ide=None if settings.is_production else "graphiql",
                                  allow_queries_via_get=True)
     trusted = graphql_app.trusted

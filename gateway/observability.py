@@ -22,10 +22,9 @@ import json
 import logging
 import re
 import sys
-import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,6 @@ from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from strawberry.extensions import SchemaExtension
 
 from gateway import pages
 
@@ -61,6 +59,19 @@ HTTP_RESPONSES = Counter("gateway_http_responses_total", "HTTP responses by rout
                          ["path", "status"])
 
 
+_children: dict[tuple, Any] = {}
+
+
+def labelled(metric, *labels):
+    """``metric.labels(*labels)``, kept: prometheus_client checks the labels and takes a lock on every
+    call. Every label set here is bounded (known paths, status codes, root fields, outcomes)."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*(str(label) for label in labels))
+    return child
+
+
 class RequestIdMiddleware:
     """Outermost middleware: one id per request, in the log context and the X-Request-Id response header."""
 
@@ -81,7 +92,7 @@ class RequestIdMiddleware:
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-                HTTP_RESPONSES.labels(path, str(message["status"])).inc()
+                labelled(HTTP_RESPONSES, path, message["status"]).inc()
             await send(message)
 
         token = _request_id.set(request_id)
@@ -205,6 +216,7 @@ LOGIN_OUTCOMES = {
     "AccountNotActivatedError": "not_activated",
     "RateLimitedError": "rate_limited",
     "InvalidInputError": "invalid_input",
+    "MfaRequired": "mfa_required",
 }
 
 
@@ -246,34 +258,59 @@ def operation_label(execution_context) -> tuple[str, str]:
     return name[:MAX_LABEL], kind
 
 
-class OperationMetrics(SchemaExtension):
-    """Counts and times every GraphQL operation, and counts sign-in outcomes."""
+_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
+MAX_REMEMBERED_LABELS = 1024
+REMEMBERED_LABEL_CHARACTERS = 4096  # longer documents are labelled each time (the cache stays under 4 MiB)
 
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        elapsed = time.perf_counter() - started
-        operation, kind = operation_label(self.execution_context)
-        result = self.execution_context.result
-        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
-        GRAPHQL_REQUESTS.labels(operation, kind, outcome).inc()
-        GRAPHQL_LATENCY.labels(operation).observe(elapsed)
 
-    def resolve(self, _next: Callable, root: Any, info, *args, **kwargs):
-        kind = LOGIN_FIELDS.get(info.field_name)
-        if kind is None or info.parent_type.name != "Mutation":
-            return _next(root, info, *args, **kwargs)
-        return self._count_login(kind, _next(root, info, *args, **kwargs))
+def observe_operation(execution_context, seconds: float) -> None:
+    """Counts and times one GraphQL operation (``schema.root.Pipeline`` calls it once per operation).
 
-    @staticmethod
-    async def _count_login(kind: str, pending) -> Any:
+    The label of a document is remembered by its text and operation name (the same text always
+    parses to the same document), for up to ``MAX_REMEMBERED_LABELS`` documents of at most
+    ``REMEMBERED_LABEL_CHARACTERS``."""
+    query = execution_context.query
+    if query is not None and len(query) > REMEMBERED_LABEL_CHARACTERS:
+        label = operation_label(execution_context)
+    else:
+        key = (query, execution_context.operation_name)
+        label = _labels.get(key)
+        if label is None:
+            label = operation_label(execution_context)
+            if len(_labels) >= MAX_REMEMBERED_LABELS:
+                _labels.clear()
+            _labels[key] = label
+    operation, kind = label
+    result = execution_context.result
+    outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
+    labelled(GRAPHQL_REQUESTS, operation, kind, outcome).inc()
+    labelled(GRAPHQL_LATENCY, operation).observe(seconds)
+
+
+def count_sign_ins(schema) -> None:
+    """Counts sign-in outcomes where they happen: around the resolvers of the sign-in mutations
+    (``LOGIN_FIELDS``), so no other field pays for it (a schema extension's ``resolve`` hook runs on
+    every field of every query)."""
+    mutation = schema._schema.mutation_type
+    for field_name, kind in LOGIN_FIELDS.items():
+        field = mutation.fields.get(field_name) if mutation is not None else None
+        if field is not None and field.resolve is not None:
+            field.resolve = _counted(field.resolve, kind)
+
+
+def _counted(resolve: Callable, kind: str) -> Callable:
+    async def counted(root: Any, info, *args, **kwargs) -> Any:
         try:
-            result = await pending if inspect.isawaitable(pending) else pending
+            result = resolve(root, info, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
         except Exception:
-            LOGINS.labels(kind, "error").inc()
+            labelled(LOGINS, kind, "error").inc()
             raise
-        LOGINS.labels(kind, LOGIN_OUTCOMES.get(type(result).__name__, "other")).inc()
+        labelled(LOGINS, kind, LOGIN_OUTCOMES.get(type(result).__name__, "other")).inc()
         return result
+
+    return counted
 
 
 async def refresh_mail_queue(timeout: float = 1.0) -> None:

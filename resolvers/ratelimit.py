@@ -73,3 +73,8 @@ async def hit_ip(ctx: Context, bucket: str, limit: Limit) -> int:
 async def reset(ctx: Context, bucket: str, key: str, limit: Limit) -> None:
     index, _ = _window(ctx, limit)
     await ratelimits.clear(_counter_id(ctx, bucket, key, index))
+
+
+async def reset_many(ctx: Context, budgets: list[tuple[str, str, Limit]]) -> None:
+    """:func:`reset` for each ``(bucket, key, limit)``, in one round trip."""
+    await ratelimits.clear_many([_counter_id(ctx, bucket, key, _window(ctx, limit)[0]) for bucket, key, limit in budgets])

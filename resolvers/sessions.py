@@ -66,6 +66,7 @@ from stores.documents import (
     CustomerStatus,
     FactorType,
     MfaChallengePurpose,
+    MfaMode,
     SessionDocument,
     SessionPolicy,
     UserAgentLabels,
@@ -244,8 +245,7 @@ async def _count(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
 
 
 async def _clear(ctx: Context, budgets: list[tuple[str, str, Any]]) -> None:
-    for bucket, key, limit in budgets:
-        await ratelimit.reset(ctx, bucket, key, limit)
+    await ratelimit.reset_many(ctx, budgets)
 
 
 async def _failed(ctx: Context, kind: AccountKind, account: Any) -> InvalidCredentials:
@@ -299,7 +299,7 @@ async def complete_sign_in(ctx: Context, customer: CustomerDocument, *, method: 
     if customer.status != CustomerStatus.ACTIVE:
         raise AccountNotActivated() if customer.status == CustomerStatus.PENDING else await _failed(ctx, CUSTOMERS,
                                                                                                      customer)
-    if not second_factor:
+    if not second_factor and ctx.policy.mfa.mode != MfaMode.OFF:  # OFF never asks (mfa.offered_factors): no read
         factors = mfa.offered_factors(ctx.policy, await mfa_factors.list_for_customer(customer.id))
         if factors:
             return await _challenge(ctx, customer, factors, list(budgets), new_hash)

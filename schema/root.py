@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from pymongo.errors import ConnectionFailure, PyMongoError
-from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from resolvers.errors import Denied
 from schema.account import AccountMutations
@@ -33,12 +36,11 @@ from schema.sessions import SessionMutations, SessionQueries
 from schema.social import SocialMutations, SocialQueries
 from schema.templates import TemplateMutations, TemplateQueries
 from schema.validation import (
+    CACHEABLE_CHARACTERS,
     MAX_VALIDATION_ERRORS,
-    BoundedParserCache,
     DocumentLimits,
-    DocumentValidation,
     DocumentValidator,
-    MaxDocumentCharacters,
+    cached_parse,
 )
 
 logger = logging.getLogger("gateway.errors")
@@ -93,18 +95,72 @@ class Mutation(
 SUGGESTION = "Did you mean"
 
 
-class ErrorPolicy(MaskErrors):
-    """Validation errors and denials pass; everything else is masked and logged with an id.
+MASKED_MESSAGE = "Unexpected error."
 
-    With ``hide_suggestions`` (production) no message keeps a "Did you mean ...?" hint, which would
+# ``observe(execution_context, seconds)``: called once per operation that ran (the gateway's metrics).
+Observer = Callable[[ExecutionContext, float], None]
+
+
+class Pipeline(SchemaExtension):
+    """Everything the gateway adds to Strawberry's request, in one extension with two hooks.
+
+    Strawberry wraps each hook of each extension in a context manager per request (a few µs each; a
+    ``resolve`` hook adds a call to every field). Six extensions, a dozen hooks, cost a signed-in
+    ``me`` about a tenth of its CPU; this one does their work:
+
+    - **parse**: a document longer than ``max_characters`` is refused before anything parses it (the
+      token limit does not bound a comment or a string: a 1 MiB comment is a handful of tokens, yet
+      parsing it on the event loop takes about 0.3 s); the token limit (``max_tokens``) is set for
+      graphql-core's parser; documents up to ``CACHEABLE_CHARACTERS`` come from the LRU parse cache
+      (``cached_parse``), longer ones are parsed each time. Then the document is validated here (the ``DocumentValidator``: limits, then graphql-core's rules, cached
+      by source text) with the request's rules, plus ``NoSchemaIntrospectionCustomRule`` in
+      production. Setting ``pre_execution_errors`` tells Strawberry validation has run (it still
+      checks the operation type before answering with them).
+    - **operation** (after it): the error policy, then ``observe`` (the gateway's metrics), so that
+      it sees the errors as sent.
+
+    **Error policy**: validation errors and denials pass; everything else is masked and logged with an
+    id. With ``hide_suggestions`` (production) no message keeps a "Did you mean ...?" hint, which would
     name schema members the client did not know. graphql-core leaves them out already (validation and
     execution get ``hide_suggestions``); this is the backstop for any path that still adds one, and it
     logs a warning when it had to act.
     """
 
-    def __init__(self, *, hide_suggestions: bool = False) -> None:
-        super().__init__()
+    error_message = MASKED_MESSAGE
+
+    def __init__(self, validator: DocumentValidator, *, max_characters: int, max_tokens: int,
+                 hide_suggestions: bool = False, introspection: bool = True, observe: Observer | None = None) -> None:
+        self.validator = validator
+        self.max_characters = max_characters
+        self.max_tokens = max_tokens
         self.hide_suggestions = hide_suggestions
+        self.extra_rules = () if introspection else (NoSchemaIntrospectionCustomRule,)
+        self.observe = observe
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        result = context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)
+        if self.observe is not None:
+            self.observe(context, time.perf_counter() - started)
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query or ""
+        if len(query) > self.max_characters:
+            raise GraphQLError(f"The document is too long: at most {self.max_characters} characters.",
+                               extensions={"code": "BAD_REQUEST"})
+        context.parse_options["max_tokens"] = self.max_tokens
+        if query:  # no query: Strawberry answers that itself
+            parse_document = cached_parse if len(query) <= CACHEABLE_CHARACTERS else parse
+            context.graphql_document = parse_document(query, **context.parse_options)
+            context.pre_execution_errors = self.validator(context.schema._schema, context.graphql_document,
+                                                          context.validation_rules + self.extra_rules, query)
+        yield
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = self._policy(errors)
@@ -173,7 +229,7 @@ class GatewaySchema(strawberry.Schema):
 
     Strawberry's default logs ``str(error)``, which prints the offending source lines: most of a
     2000-token document would land in the log, at ERROR level, for every malformed request.
-    Errors raised while resolving are not logged here: ErrorPolicy logs the unexpected ones with their id.
+    Errors raised while resolving are not logged here: the error policy (:class:`Pipeline`) logs the unexpected ones with their id.
 
     ``hide_suggestions`` reaches graphql-core's ``execute`` (variable values are coerced there:
     ``{"input": {"identifer": ...}}`` would be answered "Did you mean 'identifier'?") through
@@ -199,25 +255,18 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(*, production: bool = False, max_depth: int = 12, max_aliases: int = 15, max_directives: int = 50,
                  max_tokens: int = 2000, max_characters: int = 32_768,
-                 extra_extensions: Sequence = ()) -> strawberry.Schema:
-    """``extra_extensions`` (e.g. the gateway's metrics) come last, so they see the errors as sent.
+                 observe: Observer | None = None) -> strawberry.Schema:
+    """The schema with its one extension (:class:`Pipeline`). ``observe`` (e.g. the gateway's metrics)
+    is called after the error policy, so it sees the errors as sent.
 
     Production hides the schema: no introspection, and no "Did you mean ...?" in any message
-    (validation, variable coercion, and ErrorPolicy as the backstop).
+    (validation, variable coercion, and the error policy as the backstop).
     """
-    # Factories, not instances: Strawberry builds fresh extensions per request. The validator (and its
-    # cache) is built once here; the parser cache is module-level (Strawberry's).
+    # A factory, not an instance: Strawberry builds the extension afresh per request. The validator
+    # (and its cache) is built once here; the parser cache is module-level (Strawberry's).
     validator = DocumentValidator(DocumentLimits(max_depth=max_depth, max_aliases=max_aliases,
                                                  max_directives=max_directives), hide_suggestions=production)
-    extensions = [
-        partial(MaxDocumentCharacters, max_characters),
-        partial(MaxTokensLimiter, max_token_count=max_tokens),
-        BoundedParserCache,
-        partial(DocumentValidation, validator),
-        partial(ErrorPolicy, hide_suggestions=production),
-    ]
-    if production:
-        extensions.append(DisableIntrospection)
-    extensions.extend(extra_extensions)
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, exception_handlers=EXCEPTION_HANDLERS,
+    pipeline = partial(Pipeline, validator, max_characters=max_characters, max_tokens=max_tokens,
+                       hide_suggestions=production, introspection=not production, observe=observe)
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=[pipeline], exception_handlers=EXCEPTION_HANDLERS,
                          hide_suggestions=production)

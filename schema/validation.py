@@ -38,10 +38,10 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     ValidationRule,
+    parse,
     validate,
 )
 from graphql.validation import OverlappingFieldsCanBeMergedRule
-from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
@@ -213,11 +213,28 @@ def _clarified(error: GraphQLError) -> GraphQLError:
     return GraphQLError(ABORTED_CLEARLY)
 
 
+class _BySource:
+    """A cache key for a document: its source text (hashed once per string by Python, compared with
+    memcmp), carrying the parsed document. A DocumentNode's own hash walks the AST in Python."""
+
+    __slots__ = ("document", "source")
+
+    def __init__(self, source: str, document: DocumentNode) -> None:
+        self.source = source
+        self.document = document
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _BySource) and other.source == self.source
+
+
 class DocumentValidator:
     """Validates documents: the limits (cheap, linear), then graphql-core's rules, results cached.
 
-    Build one per schema: the cache (``CACHE_SIZE`` documents, keyed by the parsed document, which
-    ``BoundedParserCache`` keeps identical for an identical query) lives in it. Documents longer than
+    Build one per schema: the cache (``CACHE_SIZE`` documents, keyed by the source text the document
+    was parsed from, or by the document when no source is given) lives in it. Documents longer than
     ``CACHEABLE_CHARACTERS`` are not cached.
     ``hide_suggestions`` drops "Did you mean ...?" from validation messages (production).
     Returns the errors, at most ``MAX_VALIDATION_ERRORS`` plus one saying the limit was reached.
@@ -228,14 +245,17 @@ class DocumentValidator:
         self.hide_suggestions = hide_suggestions
         self._cached = lru_cache(maxsize=CACHE_SIZE)(self._validate)
 
-    def __call__(self, schema: GraphQLSchema, document: DocumentNode,
-                 rules: Collection[type[ValidationRule]]) -> list[GraphQLError]:
+    def __call__(self, schema: GraphQLSchema, document: DocumentNode, rules: Collection[type[ValidationRule]],
+                 source: str | None = None) -> list[GraphQLError]:
+        """``source``: the text ``document`` was parsed from (with the same parse options every time)."""
         if document.loc is None or document.loc.end > CACHEABLE_CHARACTERS:
             return self._validate(schema, document, tuple(rules))
-        return self._cached(schema, document, tuple(rules))
+        return self._cached(schema, document if source is None else _BySource(source, document), tuple(rules))
 
-    def _validate(self, schema: GraphQLSchema, document: DocumentNode,
+    def _validate(self, schema: GraphQLSchema, document: DocumentNode | _BySource,
                   rules: tuple[type[ValidationRule], ...]) -> list[GraphQLError]:
+        if isinstance(document, _BySource):
+            document = document.document
         errors = limit_errors(document, self.limits)
         if errors:
             return errors
@@ -244,51 +264,7 @@ class DocumentValidator:
         return [_clarified(error) for error in errors]
 
 
-class MaxDocumentCharacters(SchemaExtension):
-    """Refuses a document longer than ``max_characters`` before anything parses it.
-
-    The token limit does not bound the length of a comment or a string literal: a 1 MiB comment is a
-    handful of tokens, yet parsing it on the event loop takes about 0.3 s. Goes first, before the
-    parser cache (which would parse it) and the token limiter.
-    """
-
-    def __init__(self, max_characters: int) -> None:
-        self.max_characters = max_characters
-
-    def on_parse(self) -> Iterator[None]:
-        query = self.execution_context.query or ""
-        if len(query) > self.max_characters:
-            raise GraphQLError(f"The document is too long: at most {self.max_characters} characters.",
-                               extensions={"code": "BAD_REQUEST"})
-        yield
-
-
-class BoundedParserCache(ParserCache):
-    """Strawberry's parser cache (``CACHE_SIZE`` documents) for queries up to ``CACHEABLE_CHARACTERS``."""
-
-    def __init__(self) -> None:
-        super().__init__(maxsize=CACHE_SIZE)
-
-    def on_parse(self) -> Iterator[None]:
-        if len(self.execution_context.query or "") <= CACHEABLE_CHARACTERS:
-            yield from super().on_parse()
-        else:
-            yield  # Strawberry parses it, with the same options
-
-
-class DocumentValidation(SchemaExtension):
-    """Replaces Strawberry's validation step (and ValidationCache) with a ``DocumentValidator``.
-
-    The rules are the request's (graphql-core's specified rules plus those other extensions add,
-    such as DisableIntrospection's); setting ``pre_execution_errors`` tells Strawberry validation
-    has run.
-    """
-
-    def __init__(self, validator: DocumentValidator) -> None:
-        self.validator = validator
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        context.pre_execution_errors = self.validator(context.schema._schema, context.graphql_document,
-                                                      context.validation_rules)
-        yield
+# Parsed documents up to ``CACHEABLE_CHARACTERS``, ``CACHE_SIZE`` of them (what Strawberry's ParserCache
+# does, without an extension of its own): ``cached_parse(query, **parse_options)``. The same text
+# gives the same DocumentNode, so the validation cache above hits.
+cached_parse = lru_cache(maxsize=CACHE_SIZE)(parse)

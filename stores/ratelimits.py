@@ -35,6 +35,14 @@ async def clear(counter_id: str) -> None:
     await _col().delete_one({"_id": counter_id})
 
 
+async def clear_many(counter_ids: list[str]) -> None:
+    """Delete several counters in one round trip."""
+    if len(counter_ids) == 1:
+        await clear(counter_ids[0])
+    elif counter_ids:
+        await _col().delete_many({"_id": {"$in": counter_ids}})
+
+
 async def delete_expired(now_ms: int) -> int:
     """Housekeeping: remove counters whose window has passed. Idempotent; any instance may run it."""
     result = await _col().delete_many({"expires_at_ms": {"$lt": now_ms}})

@@ -13,12 +13,23 @@ async def insert(session: SessionDocument) -> None:
     await _col().insert_one(session.model_dump(by_alias=True))
 
 
+def _active(raw: dict, now: datetime) -> bool:
+    """The absolute expiry, checked on the document read rather than in the filter (see :func:`find_active_by_token_hash`)."""
+    return raw["expires_at"] > now
+
+
 async def find_active_by_token_hash(token_hash: str, now: datetime, now_ms: int) -> dict | None:
-    """The raw session document (the hot path skips model validation), or None if none is active."""
-    return await _col().find_one(
-        {"token_hash": token_hash, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}},
-        {"token_hash": 0},
-    )
+    """The raw session document (the hot path skips model validation), or None if none is active.
+
+    The filter holds only the token hash (unique index) and the integer idle expiry; the absolute
+    expiry (a datetime) is checked on the one document found. On nx-27017 a datetime condition in the
+    filter turns the query into a scan of every session (``datetime()`` of each row, the index on
+    ``token_hash`` unused): cost in the database grew with the number of sessions. Both checks still
+    decide before a principal exists, so no expired session is ever accepted. No projection: nx-27017
+    applies one by copying the document in Python, which costs it more than the 64 characters saved.
+    """
+    raw = await _col().find_one({"token_hash": token_hash, "idle_expires_at_ms": {"$gt": now_ms}})
+    return raw if raw is not None and _active(raw, now) else None
 
 
 async def get(session_id: str) -> SessionDocument | None:
@@ -55,10 +66,7 @@ async def rotate(session_id: str, old_token_hash: str, new_token_hash: str, auth
 
 
 async def list_active_for_subject(subject_id: str, now: datetime, now_ms: int) -> list[SessionDocument]:
-    found = await _col().find(
-        {"subject_id": subject_id, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
-    ).sort("created_at", -1).to_list()
-    return [SessionDocument.model_validate(raw) for raw in found]
+    return (await list_active_for_subjects([subject_id], now, now_ms)).get(subject_id, [])
 
 
 async def delete(session_id: str) -> bool:
@@ -108,12 +116,19 @@ async def delete_for_subject(subject_id: str) -> int:
 
 
 async def list_active_for_subjects(subject_ids, now: datetime, now_ms: int) -> dict[str, list[SessionDocument]]:
-    found = await _col().find(
-        {"subject_id": {"$in": list(subject_ids)}, "expires_at": {"$gt": now}, "idle_expires_at_ms": {"$gt": now_ms}}
-    ).sort("created_at", -1).to_list()
+    """The active sessions of each subject, newest first, in one query.
+
+    One subject is matched by equality, which nx-27017 answers from the ``subject`` index (an ``$in``
+    there is a scan); the absolute expiry is checked on the documents read, as in
+    :func:`find_active_by_token_hash`.
+    """
+    ids = list(subject_ids)
+    by_subject = {"subject_id": ids[0]} if len(ids) == 1 else {"subject_id": {"$in": ids}}
+    found = await _col().find({**by_subject, "idle_expires_at_ms": {"$gt": now_ms}}).sort("created_at", -1).to_list()
     grouped: dict[str, list[SessionDocument]] = {}
     for raw in found:
-        grouped.setdefault(raw["subject_id"], []).append(SessionDocument.model_validate(raw))
+        if _active(raw, now):
+            grouped.setdefault(raw["subject_id"], []).append(SessionDocument.model_validate(raw))
     return grouped
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import pytest
 from pydantic import SecretStr
@@ -10,8 +11,8 @@ from pymongo import monitoring
 
 from stores.database import COMMAND_LISTENERS
 from tests.conftest import running_gateway
-from tests.flows import ME, active_customer, admin_token
-from tests.support import GraphQLClient, assert_no_errors, unique_email
+from tests.flows import ME, PASSWORD, active_customer, admin_token, new_application
+from tests.support import GraphQLClient, assert_denied, assert_no_errors, unique_email
 
 HANDSHAKE = {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo", "saslStart", "saslContinue"}
 
@@ -25,16 +26,24 @@ query List($first: Int!, $search: String) {
 
 
 class CommandCounter(monitoring.CommandListener):
-    """Every command a client sends (handshakes aside): ``names``, and ``commands`` as (name, collection)."""
+    """Every command a client sends (handshakes aside): ``names``, ``commands`` as (name, collection), and
+    ``documents``, the commands themselves."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
         self.commands: list[tuple[str, str]] = []
+        self.documents: list[dict] = []
+
+    def clear(self) -> None:
+        self.names.clear()
+        self.commands.clear()
+        self.documents.clear()
 
     def started(self, event) -> None:
         if event.command_name not in HANDSHAKE:
             self.names.append(event.command_name)
             self.commands.append((event.command_name, str(event.command.get(event.command_name))))
+            self.documents.append(dict(event.command))
 
     def succeeded(self, event) -> None:
         pass
@@ -153,3 +162,139 @@ async def test_listing_100_customers_with_session_counts_and_mfa_state_costs_wha
     assert len(pages[100]) == 100
     assert all((n["node"]["sessionCount"], n["node"]["mfaEnabled"]) == expected[n["node"]["id"]] for n in pages[100])
     assert costs[5] == costs[100] == ["find", "find", "find", "aggregate", "aggregate"]
+
+
+ME_WITH_ACCOUNT_FIELDS = """
+query {
+  me { id email givenName familyName emailVerified createdAt
+       profile { givenName familyName email phoneNumber birthdate locale }
+       selfService { personalInformation accountSettings securitySettings privacyAndData accountDeletion dataExport } }
+}
+"""
+
+
+def datetimes_in(value) -> list:
+    if isinstance(value, dict):
+        return [d for v in value.values() for d in datetimes_in(v)]
+    if isinstance(value, list):
+        return [d for v in value for d in datetimes_in(v)]
+    return [value] if isinstance(value, datetime) else []
+
+
+async def test_signed_in_me_with_its_account_fields_is_one_indexed_read_and_no_write(counted, mailbox):
+    # given a signed-in customer (last seen just now: within the touch interval)
+    app, gql, counter = counted
+    email = unique_email("hot3")
+    token = await active_customer(gql, mailbox, email, givenName="Ada")
+    await app.state.runtime.drain()
+
+    # when they ask for themselves with the profile and self-service fields the account pages show
+    counter.clear()
+    me = assert_no_errors(await gql(ME_WITH_ACCOUNT_FIELDS, token=token))["me"]
+
+    # then one read answers it, and nothing is written
+    assert me["email"] == email and me["profile"]["givenName"] == "Ada" and me["selfService"]["personalInformation"]
+    assert counter.commands == [("find", "sessions")]
+    # and the read is one the token-hash index answers: no datetime in the filter (on nx-27017 a datetime
+    # condition turns the look-up into a scan of every session); the absolute expiry is checked on the
+    # document read
+    lookup = counter.documents[0]["filter"]
+    assert "token_hash" in lookup and datetimes_in(lookup) == [], lookup
+
+
+async def test_a_session_past_its_absolute_lifetime_is_refused_even_if_used_recently(counted, mailbox, clock):
+    # given a signed-in customer whose session is used every few hours (never idle for long)
+    app, gql, counter = counted
+    token = await active_customer(gql, mailbox, unique_email("absolute"))
+    lifetime = app.state.runtime.settings.session_absolute_ttl_seconds
+    idle = app.state.runtime.settings.session_idle_ttl_seconds
+    step = max(60, idle // 2)
+    used = 0
+    while used + step < lifetime:
+        clock.advance(seconds=step)
+        used += step
+        assert_no_errors(await gql("query { me { id } }", token=token))
+
+    # when the absolute lifetime has passed (the idle expiry has not)
+    clock.advance(seconds=lifetime - used + 1)
+    result = await gql("query { me { id } }", token=token)
+
+    # then the session no longer works
+    assert_denied(result, "UNAUTHENTICATED")
+
+
+async def test_me_with_sessions_reads_the_customers_sessions_through_the_subject_index(counted, mailbox):
+    # given a signed-in customer
+    app, gql, counter = counted
+    token = await active_customer(gql, mailbox, unique_email("hot4"))
+    await app.state.runtime.drain()
+
+    # when they list their sessions
+    counter.clear()
+    me = assert_no_errors(await gql(ME, token=token))["me"]
+
+    # then two reads: the session, then their sessions by an equality on the subject (nx-27017 answers an
+    # equality from the index and scans for an $in), with no datetime in either filter
+    assert len(me["sessions"]) == 1 and me["sessions"][0]["current"]
+    assert counter.commands == [("find", "sessions"), ("find", "sessions")]
+    listing = counter.documents[1]["filter"]
+    assert isinstance(listing["subject_id"], str) and datetimes_in(listing) == [], listing
+
+
+SIGN_IN_ONLY = """
+mutation SignIn($input: SessionCreateInput!) { sessionCreate(input: $input) { __typename } }
+"""
+
+
+async def test_a_successful_sign_in_costs_nine_database_commands(counted, mailbox):
+    # given an active customer (default policy: MFA optional, no factor enrolled)
+    app, gql, counter = counted
+    email = unique_email("signin-cost")
+    await active_customer(gql, mailbox, email)
+    await app.state.runtime.drain()
+
+    # when they sign in
+    counter.clear()
+    result = assert_no_errors(await gql(SIGN_IN_ONLY, {"input": {"identifier": email, "password": PASSWORD}}))
+
+    # then: the per-IP counter, the account (one index look-up), the two account budgets, the factors, the
+    # session, the conditional confirmation, one delete clearing both budgets, the audit event (the
+    # instance's own sweeps of due jobs and mail may run meanwhile: they are not the sign-in's)
+    assert result["sessionCreate"]["__typename"] == "SessionCreated"
+    sweeps = {"jobs", "outbox"}
+    documents = [d for d, (_, collection) in zip(counter.documents, counter.commands) if collection not in sweeps]
+    assert [c for c in counter.commands if c[1] not in sweeps] == [
+        ("findAndModify", "rate_counters"), ("find", "customers"), ("findAndModify", "rate_counters"),
+        ("findAndModify", "rate_counters"), ("find", "mfa_factors"), ("insert", "sessions"),
+        ("update", "customers"), ("delete", "rate_counters"), ("insert", "audit_events")]
+    account_lookup = documents[1]["filter"]
+    assert "$or" not in account_lookup and "$and" not in account_lookup, account_lookup
+    assert documents[7]["deletes"][0]["limit"] == 0  # both budgets at once
+
+
+async def test_a_sign_in_under_a_policy_without_mfa_reads_no_factors(counted, mailbox):
+    # given an application whose policy turns MFA off, and an active customer of it
+    app, gql, counter = counted
+    _, client_id = await new_application(app.state.runtime, mfa={"mode": "OFF"})
+    headers = {"x-application-id": client_id}
+    email = unique_email("mfa-off")
+    await active_customer(gql, mailbox, email, headers=headers)
+    await app.state.runtime.drain()
+
+    # when they sign in to it
+    counter.clear()
+    result = assert_no_errors(await gql(SIGN_IN_ONLY, {"input": {"identifier": email, "password": PASSWORD}},
+                                        headers=headers))
+
+    # then they are signed in without the second-factor look-up
+    assert result["sessionCreate"]["__typename"] == "SessionCreated"
+    assert ("find", "mfa_factors") not in counter.commands
+    assert len([c for c in counter.commands if c[1] not in ("jobs", "outbox")]) == 8
+
+
+def test_no_schema_extension_hooks_every_field(app):
+    # given the schema the gateway serves
+    schema = next(route.endpoint for route in app.routes if getattr(route, "path", None) == "/graphql").schema
+
+    # then no extension implements resolve, which would add a call to every field of every query
+    assert not [factory for factory in schema.extensions if factory()._implements_resolve()]
