@@ -66,7 +66,6 @@ from stores.documents import (
     CustomerStatus,
     FactorType,
     MfaChallengePurpose,
-    MfaMode,
     SessionDocument,
     SessionPolicy,
     UserAgentLabels,
@@ -299,7 +298,7 @@ async def complete_sign_in(ctx: Context, customer: CustomerDocument, *, method: 
     if customer.status != CustomerStatus.ACTIVE:
         raise AccountNotActivated() if customer.status == CustomerStatus.PENDING else await _failed(ctx, CUSTOMERS,
                                                                                                      customer)
-    if not second_factor and ctx.policy.mfa.mode != MfaMode.OFF:  # OFF never asks (mfa.offered_factors): no read
+    if not second_factor:  # held factors are asked under every application, mfa.mode OFF included
         factors = mfa.offered_factors(ctx.policy, await mfa_factors.list_for_customer(customer.id))
         if factors:
             return await _challenge(ctx, customer, factors, list(budgets), new_hash)
