@@ -5,18 +5,13 @@ localhost. A small test page (served by the test beside the gateway) calls the G
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import async_playwright
 from starlette.responses import HTMLResponse
 
-from gateway.app import create_app
+from tests.browser import launched_chromium, served_gateway
 from tests.flows import active_customer
-from tests.support import GraphQLClient, free_port, unique_email
-from tests.test_reset_page_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support import GraphQLClient, unique_email
 
 TEST_PAGE = "/passkey-test"
 
@@ -72,32 +67,21 @@ async def serve_test_page(scope, receive, send):
 async def live_localhost(settings, clock):
     """The gateway on http://localhost:<port> (a secure context, and a relying party id browsers accept),
     with the test page beside it."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    gateway = create_app(settings.model_copy(update={
-        "public_url": base, "webauthn_rp_id": "localhost", "webauthn_origins": base}), clock=clock)
+    def around(gateway):
+        async def app(scope, receive, send):
+            if scope["type"] == "http" and scope["path"] == TEST_PAGE:
+                return await serve_test_page(scope, receive, send)
+            return await gateway(scope, receive, send)
+        return app
 
-    async def app(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] == TEST_PAGE:
-            return await serve_test_page(scope, receive, send)
-        return await gateway(scope, receive, send)
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base
-    server.should_exit = True
-    await task
+    async with served_gateway(settings, clock, passkeys=True, around=around) as (base, _runtime):
+        yield base
 
 
 @pytest.fixture(scope="module")
 async def browser():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+    async with launched_chromium() as launched:
+        yield launched
 
 
 async def test_a_passkey_made_by_the_browser_signs_in_alone(live_localhost, browser, mailbox):

@@ -3,44 +3,24 @@ driven by Playwright, over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-
 import pytest
-import uvicorn
-from playwright.async_api import async_playwright
 
-from gateway.app import create_app
+from tests.browser import launched_chromium, served_gateway
 from tests.flows import active_customer, register, sign_in
-from tests.support import GraphQLClient, free_port, unique_email
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.support import GraphQLClient, unique_email
 
 
 @pytest.fixture(scope="module")
 async def live_gateway(settings, clock):
-    """The gateway served by uvicorn on a loopback port, with emailed links pointing at it."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = create_app(settings.model_copy(update={"public_url": base}), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base
-    server.should_exit = True
-    await task
+    """The base URL of the gateway served by uvicorn on a loopback port, emailed links pointing at it."""
+    async with served_gateway(settings, clock) as (base, _runtime):
+        yield base
 
 
 @pytest.fixture(scope="module")
 async def browser():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+    async with launched_chromium() as launched:
+        yield launched
 
 
 async def test_reset_dialog_shows_mismatch_then_sets_the_password(live_gateway, browser, mailbox):

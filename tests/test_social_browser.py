@@ -4,7 +4,6 @@ redirect itself and carries the gateway's binding cookie from the start URL to t
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 import warnings
 from datetime import timedelta
@@ -13,14 +12,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 import authlib.deprecate
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import async_playwright
 
-from gateway.app import create_app
 from stores import config
+from tests.browser import launched_chromium, served_gateway
 from tests.flows import active_customer, admin_token, new_application
-from tests.support import GraphQLClient, assert_no_errors, free_port, unique_email
-from tests.test_reset_page_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support import GraphQLClient, assert_no_errors, unique_email
 
 with warnings.catch_warnings():  # the mock imports Authlib's deprecated authlib.jose
     warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
@@ -56,26 +52,15 @@ def provider_server():
 
 @pytest.fixture(scope="module")
 async def live_gateway(settings, clock):
-    """The gateway served by uvicorn on a loopback port, its public URL pointing at itself."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = create_app(settings.model_copy(update={"public_url": base}), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base, app.state.runtime
-    server.should_exit = True
-    await task
+    """(base URL, runtime) of the gateway served by uvicorn on a loopback port, its public URL pointing at itself."""
+    async with served_gateway(settings, clock) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 async def browser():
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with launched_chromium() as launched:
         yield launched
-        await launched.close()
 
 
 class Shop:

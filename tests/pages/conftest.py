@@ -4,21 +4,13 @@ into ``var/screenshots/`` (git-ignored) and an axe-core check of every page look
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
-import uvicorn
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import async_playwright
 
-from gateway.app import create_app
-from tests.support import free_port
+from tests.browser import launched_chromium, served_gateway
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 WIDTHS = (360, 1280)
 BLOCKING_IMPACTS = {"serious", "critical"}
@@ -26,26 +18,15 @@ BLOCKING_IMPACTS = {"serious", "critical"}
 
 @pytest.fixture(scope="module")
 async def live_gateway(settings, clock):
-    """The gateway served by uvicorn on a loopback port, with emailed links pointing at it."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = create_app(settings.model_copy(update={"public_url": base}), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base, app.state.runtime
-    server.should_exit = True
-    await task
+    """(base URL, runtime) of the gateway served by uvicorn on a loopback port, emailed links pointing at it."""
+    async with served_gateway(settings, clock) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 async def chromium():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with launched_chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ axe-core."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -13,13 +12,12 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-import uvicorn
 
-from gateway.app import create_app
 from stores import config
+from tests.browser import served_gateway
 from tests.flows import PASSWORD, active_customer, new_application
 from tests.pages.support import branded_application
-from tests.support import GraphQLClient, free_port, unique_email
+from tests.support import GraphQLClient, unique_email
 
 ME = "{ me { email givenName } }"
 
@@ -27,18 +25,8 @@ ME = "{ me { email givenName } }"
 @pytest.fixture(scope="module")
 async def portal_gateway(settings, clock):
     """The gateway on http://localhost:<port>: a secure context and a relying party id browsers accept."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    app = create_app(settings.model_copy(update={
-        "public_url": base, "webauthn_rp_id": "localhost", "webauthn_origins": base}), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base, app.state.runtime
-    server.should_exit = True
-    await task
+    async with served_gateway(settings, clock, passkeys=True) as served:
+        yield served
 
 
 async def customer(base: str, mailbox, prefix: str, client_id: str | None = None, **extra) -> tuple[str, str]:

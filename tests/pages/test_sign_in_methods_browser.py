@@ -6,7 +6,6 @@ then an emailed code. Every new page state is photographed at 360 and 1280 px an
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 import warnings
@@ -16,13 +15,12 @@ from urllib.parse import quote
 import authlib.deprecate
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import expect
 
-from gateway.app import create_app
+from tests.browser import served_gateway
 from tests.flows import PASSWORD, active_customer, admin_token, new_application
 from tests.pages.support import branded_application
-from tests.support import GraphQLClient, assert_no_errors, free_port, unique_email
+from tests.support import GraphQLClient, assert_no_errors, unique_email
 
 with warnings.catch_warnings():  # the mock imports Authlib's deprecated authlib.jose
     warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
@@ -53,18 +51,8 @@ async ({token}) => {
 @pytest.fixture(scope="module")
 async def live_localhost(settings, clock):
     """The gateway served by uvicorn on http://localhost:<port>, its passkeys' relying party ``localhost``."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    app = create_app(settings.model_copy(update={"public_url": base, "webauthn_rp_id": "localhost",
-                                                 "webauthn_origins": base}), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-        assert not task.done(), "uvicorn did not start"
-    yield base, app.state.runtime
-    server.should_exit = True
-    await task
+    async with served_gateway(settings, clock, passkeys=True) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
