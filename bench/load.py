@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -88,13 +89,17 @@ async def run_load(send: Callable[[], Awaitable[str]], concurrency: int, *, tota
     return result
 
 
-def login_sender(http: httpx.AsyncClient, path: str, identifier: str, password: str) -> Callable[[], Awaitable[str]]:
-    body = json.dumps({"query": SIGN_IN, "variables": {"input": {"identifier": identifier, "password": password}}})
+def login_sender(http: httpx.AsyncClient, path: str, identifiers: str | Sequence[str],
+                 password: str) -> Callable[[], Awaitable[str]]:
+    """Sign-ins as ``identifiers`` in turn (one identifier: always the same account)."""
+    names = [identifiers] if isinstance(identifiers, str) else list(identifiers)
+    bodies = itertools.cycle([json.dumps({"query": SIGN_IN, "variables": {"input": {
+        "identifier": name, "password": password}}}) for name in names])
     headers = {"content-type": "application/json"}
 
     async def send() -> str:
         try:
-            response = await http.post(path, content=body, headers=headers)
+            response = await http.post(path, content=next(bodies), headers=headers)
         except httpx.TransportError as exc:  # counted, not fatal: a dropped connection is an outcome too
             return f"transport_{type(exc).__name__}"
         if response.status_code != 200:

@@ -44,6 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 DATABASE = "identity_gateway"
 RATE_LIMIT_SCALE = "1000000"
+LOGIN_ACCOUNTS = 64  # the login phases' customers, each below the per-subject session cap (see customer())
 SECRET_KEY = "bench-secret-key-" + os.urandom(16).hex()  # the gateway's, so the bench can read the outbox
 
 ME = "query Me { me { id email givenName familyName } }"
@@ -247,9 +248,22 @@ class Bench:
 
     # -- 1. me vs floor ----------------------------------------------------------------------------
     async def customer(self) -> None:
-        """The signed-in customer every phase uses (registered, activated from the outbox, signed in)."""
+        """The customers (registered, activated from the outbox, signed in): the one whose `me` every phase
+        reads; LOGIN_ACCOUNTS that the login phases sign in as in turn; one each for the flood and the
+        in-process profile. The login phases make thousands of sessions: on one account they would pass
+        GATEWAY_MAX_SESSIONS_PER_SUBJECT (50), where every sign-in also ends the least recently active
+        session (a delete and an audit event more, see docs/performance.md), and would end the `me`
+        probe's own session. Spread over many accounts, each stays below the cap, as customers do."""
         self.email = "bench-me@example.com"
         self.token = await customer_token(self.gateway_url, self.db_uri, self.email, self.password)
+        self.login_emails = [f"bench-login-{i:02d}@example.com" for i in range(LOGIN_ACCOUNTS)]
+        self.flood_email = "bench-flood@example.com"
+        self.profile_email = "bench-profile@example.com"  # the in-process profile's sign-ins
+        others = [*self.login_emails, self.flood_email, self.profile_email]
+        for first in range(0, len(others), 8):
+            batch = others[first:first + 8]
+            await asyncio.gather(*(customer_token(self.gateway_url, self.db_uri, email, self.password)
+                                   for email in batch))
 
     async def me(self) -> None:
         a = self.args
@@ -530,7 +544,7 @@ class Bench:
         floor_app = floor.create_app(self.db_uri, DATABASE)
         async with floor_app.router.lifespan_context(floor_app):
             floor_profile, floor_text = await self.profile(floor_app, "/me")
-        login = json.dumps({"query": SIGN_IN, "variables": {"input": {"identifier": self.email,
+        login = json.dumps({"query": SIGN_IN, "variables": {"input": {"identifier": self.profile_email,
                                                                       "password": self.password}}}).encode()
         login_profile, login_text = await self.profile(
             gateway_app, "/graphql", body=login, headers={"content-type": "application/json"},
@@ -587,7 +601,7 @@ class Bench:
     async def login_round(self, duration: float) -> dict:
         a = self.args
         async with client(self.gateway_url, a.login_concurrency) as http:
-            send = login_sender(http, "/graphql", self.email, self.password)
+            send = login_sender(http, "/graphql", self.login_emails, self.password)
             await run_load(send, a.login_concurrency, total=a.login_concurrency)  # warm-up
             with CpuMeter(self.pids(self.gateway.pid)) as meter:
                 result = await run_load(send, a.login_concurrency, duration=duration)
@@ -652,7 +666,7 @@ class Bench:
                                       duration=min(5.0, a.flood_seconds))
         flood = subprocess.Popen(
             [sys.executable, "-m", "bench.load", "flood", "--url", self.gateway_url,
-             "--identifier", self.email, "--password-stdin", "--concurrency", str(a.flood_concurrency),
+             "--identifier", self.flood_email, "--password-stdin", "--concurrency", str(a.flood_concurrency),
              "--duration", str(a.flood_seconds + 2 * ramp)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env=self.env())
@@ -706,7 +720,8 @@ class Bench:
         graphs = {}
         loads = {
             "me": (a.concurrency, lambda http: me_sender(http, "/graphql", self.token)),
-            "login": (a.login_concurrency, lambda http: login_sender(http, "/graphql", self.email, self.password)),
+            "login": (a.login_concurrency,
+                      lambda http: login_sender(http, "/graphql", self.login_emails, self.password)),
         }
         for name, (concurrency, sender) in loads.items():
             path = RESULTS / f"{self.stamp}-{name}-flamegraph.svg"
