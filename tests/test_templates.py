@@ -257,3 +257,23 @@ def start_smtp_on(port: int):
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     return controller, box
+
+
+async def test_default_mails_never_draw_text_in_the_accent_colour(gql, mailbox, runtime):
+    # given an application whose accent is a light yellow (fine for a mark, unreadable as text on white)
+    application_id, client_id = await new_application(runtime, name="Sunny")
+    admin = await admin_token(runtime, gql)
+    assert_no_errors(await gql(BRANDING, {"id": application_id, "input": {"branding": {"accentColor": "#fde047"}}},
+                               token=admin))
+    runtime.forget_applications()
+
+    # when a customer of it asks for a reset (the default template)
+    headers = {"x-application-id": client_id}
+    email = unique_email("accent")
+    await active_customer(gql, mailbox, email, headers=headers)
+    assert_no_errors(await gql(ASK_RESET, {"email": email}, headers=headers))
+
+    # then the accent marks the expiry notice as a border, and the notice's text keeps the default colour
+    mail = await mailbox.wait_for(email, "reset")
+    assert "border-left:4px solid #fde047" in mail.html
+    assert "color:#fde047" not in mail.html
