@@ -33,7 +33,7 @@ from resolvers.errors import RateLimited
 from resolvers.passwords import PasswordHasher
 from resolvers.template_sandbox import RenderBudget
 from stores import config as config_store
-from stores import ratelimits, webauthn_challenges
+from stores import database, ratelimits
 from stores.database import connect, disconnect
 from stores.documents import ApplicationDocument, PolicyDocument
 
@@ -241,14 +241,14 @@ class Runtime:
             raise RateLimited(DEFERRED_RETRY_AFTER_SECONDS)
 
     async def housekeeping(self) -> None:
-        """Delete what has expired and nothing reads any more (rate-limit counters, passkey challenges).
-        Idempotent."""
+        """Delete what has expired and nothing reads any more: rate-limit counters, and what the TTL
+        indexes would delete (sessions, links, challenges, social flows; on nx-27017 the indexes are
+        dropped, see ``stores.database.delete_expired``). Idempotent."""
         deleted = await ratelimits.delete_expired(epoch_ms(self.clock.now()))
         if deleted:
             logger.info("housekeeping: %s expired rate-limit counters deleted", deleted)
-        abandoned = await webauthn_challenges.delete_expired(self.clock.now())
-        if abandoned:
-            logger.info("housekeeping: %s expired passkey challenges deleted", abandoned)
+        for collection, count in (await database.delete_expired(self.clock.now())).items():
+            logger.info("housekeeping: %s expired documents deleted from %s", count, collection)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

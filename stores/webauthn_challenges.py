@@ -24,9 +24,3 @@ async def consume(challenge_hash: str, ceremony: WebAuthnCeremony, application_i
                                             "application_id": application_id, "expires_at": {"$gt": now}})
     return WebAuthnChallengeDocument.model_validate(raw) if raw else None
 
-
-async def delete_expired(now: datetime) -> int:
-    """Challenges never answered (a sign-in started and abandoned): the housekeeping pass removes them, as
-    nx-27017 has no TTL deletion."""
-    result = await _col().delete_many({"expires_at": {"$lt": now}})
-    return result.deleted_count

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from resolvers.context import epoch_ms
 from stores import admins, config, consents, customers, jobs, outbox, ratelimits, sessions, tokens
+from stores.database import is_nx_27017
 from stores.documents import (
     AdminDocument,
     ConsentEventDocument,
@@ -546,3 +547,45 @@ async def test_consent_latest_event_per_key_is_the_highest_id_however_many_event
         (app_a, "terms", True), (app_a, "marketing", False), (app_b, "marketing", True)]
     assert [e.id[:13] for e in await consents.history(customer_id, limit=3)] == [
         f"{2_000:013x}", f"{1_029:013x}", f"{1_028:013x}"]
+
+
+async def test_on_nx_27017_a_read_of_a_collection_with_a_ttl_index_purges_it_first():
+    # given a scratch collection with a TTL index, holding a document that expired a minute ago
+    database = SessionDocument.get_pymongo_collection().database
+    scratch = database[f"contract_ttl_{uid()}"]
+    await scratch.create_index([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl")
+    await scratch.insert_one({"_id": "old", "expires_at": now() - timedelta(minutes=1)})
+
+    # when it is read by its id
+    found = await scratch.find_one({"_id": "old"})
+
+    # then nx-27017 has deleted it before answering (a purge before every read: why the gateway drops
+    # these indexes there), while MongoDB's TTL monitor runs about once a minute
+    if await is_nx_27017(database):
+        assert found is None
+    else:
+        assert found is not None
+    await scratch.drop()
+
+
+async def test_expired_documents_wait_for_the_housekeeping_pass_which_deletes_them(app):
+    # given the bound database: on nx-27017 the TTL indexes are gone, on MongoDB they stay
+    collection = SessionDocument.get_pymongo_collection()
+    ttl = [name for name, spec in (await collection.index_information()).items() if "expireAfterSeconds" in spec]
+    assert bool(ttl) is not await is_nx_27017(collection.database), ttl
+    # and an expired session, a live one, and an expired link
+    subject = uid()
+    expired = session(subject, expires_at=now() - timedelta(minutes=1), idle_ms=epoch_ms(now()) + 60_000)
+    live = session(subject, expires_at=now() + timedelta(hours=1), idle_ms=epoch_ms(now()) + 60_000)
+    await sessions.insert(expired)
+    await sessions.insert(live)
+    link = link_token(subject, expires_in=timedelta(minutes=-1))
+    await OneTimeTokenDocument.get_pymongo_collection().insert_one(link.model_dump(by_alias=True))
+
+    # when the housekeeping pass runs
+    await app.state.runtime.housekeeping()
+
+    # then what had expired is gone, and the live session stays
+    left = await collection.find({"subject_id": subject}).to_list()
+    assert [raw["_id"] for raw in left] == [live.id]
+    assert await OneTimeTokenDocument.get_pymongo_collection().find_one({"_id": link.id}) is None
