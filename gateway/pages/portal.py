@@ -58,9 +58,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.pages.i18n import N_
-from gateway.pages.kit import FORM_MAX_FIELD_BYTES, FORM_MAX_FIELDS, Page, PageKit, UnknownPageApplication
+from gateway.pages.kit import FORM_MAX_FIELD_BYTES, FORM_MAX_FIELDS, Page, PageKit
 from gateway.pages.links import password_advice
-from gateway.pages.public import FACTOR_LABELS
+from gateway.pages.public import FACTOR_LABELS, page_route
 from resolvers import account, attributes, consents, export, mfa, passkeys, profile, sessions
 from resolvers.errors import (
     ConsentRequired,
@@ -463,22 +463,10 @@ def routes(kit: PageKit) -> list[Route]:
                 return await show(page, tab, 429, error=too_many(page, exc))
             except Denied:  # the session ended meanwhile
                 return kit.sessions.end(sign_in(page, back))
-        return Route(path, guarded(endpoint), methods=["POST"])
-
-    def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def answer(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except UnknownPageApplication:
-                page = await kit.open(request, client_id="")
-                return kit.render(page, "notice.html", 404, title=kit.gettext(page, "Unknown application"),
-                                  heading=kit.gettext(page, "This application is not known"),
-                                  text=kit.gettext(page, "Check the address of this page, or go back to the "
-                                                         "site that sent you here."))
-        return answer
+        return page_route(kit, path, endpoint, ["POST"])
 
     def get(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
-        return Route(path, guarded(endpoint), methods=["GET"])
+        return page_route(kit, path, endpoint, ["GET"])
 
     # -- personal information --------------------------------------------------------------------
     async def save_profile(page: Page, form: FormData) -> Response:
@@ -681,7 +669,7 @@ def routes(kit: PageKit) -> list[Route]:
                 return JSONResponse({"error": kit.gettext(page, exc.problems[0].message)}, status_code=400)
             except Denied:
                 return JSONResponse({"redirect": kit.url(page, SIGN_IN, next=SECURITY)}, status_code=401)
-        return Route(path, guarded(endpoint), methods=["POST"])
+        return page_route(kit, path, endpoint, ["POST"])
 
     async def passkey_start(page: Page, form: FormData) -> dict[str, Any]:
         return {"publicKey": (await passkeys.start_registration(page.ctx)).public_key}
@@ -811,6 +799,6 @@ def routes(kit: PageKit) -> list[Route]:
         action(CONSENT, privacy, consent),
         action(EXPORT, privacy, download, area=Area.DATA_EXPORT),
         get(REAUTHENTICATE, reauthenticate_get),
-        Route(REAUTHENTICATE, guarded(reauthenticate), methods=["POST"]),
-        Route(REAUTHENTICATE_SEND, guarded(reauthenticate_send), methods=["POST"]),
+        page_route(kit, REAUTHENTICATE, reauthenticate, ["POST"]),
+        page_route(kit, REAUTHENTICATE_SEND, reauthenticate_send, ["POST"]),
     ]

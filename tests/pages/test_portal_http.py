@@ -280,3 +280,16 @@ async def test_the_portal_speaks_french_to_a_french_browser(app, gql, mailbox):
     assert '<html lang="fr">' in page.text and "Informations personnelles" in page.text
     assert '<h2 class="page-heading">Paramètres de sécurité</h2>' in page.text
     assert "Configurer une application d’authentification" in page.text and "Cet appareil" in page.text
+
+
+async def test_an_unknown_application_gets_the_not_found_page_on_every_portal_route(app, gql, mailbox):
+    async with portal_browser(app, gql, mailbox, "portal-unknown-app") as (_, browser, _token):
+        # when a signed-in customer opens a tab, and posts forms, naming an application that does not exist
+        tab = await browser.get("/account/security", params={"app": "no-such-app"})
+        page = await browser.get("/account/personal")
+        posted = await browser.post("/account/personal", data={
+            **form_fields(page.text, "/account/personal"), "client_id": "no-such-app", "given_name": "Ada"})
+        step = await browser.post("/account/reauthenticate", data={"client_id": "no-such-app", "password": "x"})
+    # then each answers the 404 page, never the default application's portal
+    for answer in (tab, posted, step):
+        assert answer.status_code == 404 and "This application is not known" in answer.text, answer.text[:300]
