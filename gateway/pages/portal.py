@@ -133,6 +133,7 @@ TABS = (
 )
 TAB = {tab.key: tab for tab in TABS}
 RETURNS = {ACCOUNT, DELETE, TOTP, *(tab.path for tab in TABS)}  # where re-authentication may return to
+PASSKEY_MISSING = N_("This passkey is not one of yours, or is removed already.")
 
 PATHS = frozenset({ACCOUNT, PERSONAL, EMAIL_CHANGE, SETTINGS, UNLINK, DELETE, SECURITY, TOTP, TOTP_CONFIRM,
                    EMAIL_CODES, RECOVERY_CODES, FACTOR_REMOVE, PASSWORD, SESSION_REVOKE, SESSIONS_REVOKE_OTHERS,
@@ -439,8 +440,10 @@ def routes(kit: PageKit) -> list[Route]:
     Handler = Callable[[Page, FormData], Awaitable[Response]]
 
     def action(path: str, tab: Tab, handler: Handler, *, area: Area | None = None, back: str | None = None,
-               max_fields: int = FORM_MAX_FIELDS) -> Route:
-        """A form POST of ``tab``: CSRF, a signed-in customer, the area on; the common refusals answered."""
+               max_fields: int = FORM_MAX_FIELDS, not_found: str | None = None) -> Route:
+        """A form POST of ``tab``: CSRF, a signed-in customer, the area on; the common refusals answered:
+        ``LastLoginMethod`` on the tab (400), and ``NotFound`` (an id that is not the customer's) with the
+        ``not_found`` message (404) where the form names one."""
         back = back or tab.path
 
         async def endpoint(request: Request) -> Response:
@@ -461,6 +464,12 @@ def routes(kit: PageKit) -> list[Route]:
                 return missing(page)
             except RateLimited as exc:
                 return await show(page, tab, 429, error=too_many(page, exc))
+            except LastLoginMethod as exc:
+                return await show(page, tab, 400, error=kit.gettext(page, exc.message))
+            except NotFound:
+                if not_found is None:
+                    raise
+                return await show(page, tab, 404, error=kit.gettext(page, not_found))
             except Denied:  # the session ended meanwhile
                 return kit.sessions.end(sign_in(page, back))
         return page_route(kit, path, endpoint, ["POST"])
@@ -500,13 +509,7 @@ def routes(kit: PageKit) -> list[Route]:
 
     # -- account settings ------------------------------------------------------------------------
     async def unlink(page: Page, form: FormData) -> Response:
-        try:
-            await account.remove_linked_identity(page.ctx, _text(form, "identity_id", MAX_ID))
-        except NotFound:
-            return await show(page, TAB["settings"], 404, error=kit.gettext(
-                page, "This linked account is not one of yours, or is unlinked already."))
-        except LastLoginMethod as exc:
-            return await show(page, TAB["settings"], 400, error=kit.gettext(page, exc.message))
+        await account.remove_linked_identity(page.ctx, _text(form, "identity_id", MAX_ID))
         return done(page, SETTINGS, "identity_removed")
 
     async def delete_page(page: Page, status: int = 200) -> Response:
@@ -582,13 +585,7 @@ def routes(kit: PageKit) -> list[Route]:
                       TAB["security"], codes=generated.codes)
 
     async def remove_factor(page: Page, form: FormData) -> Response:
-        try:
-            await mfa.remove_factor(page.ctx, _text(form, "factor_id", MAX_ID))
-        except NotFound:
-            return await show(page, TAB["security"], 404, error=kit.gettext(
-                page, "This second factor is not one of yours, or is removed already."))
-        except LastLoginMethod as exc:
-            return await show(page, TAB["security"], 400, error=kit.gettext(page, exc.message))
+        await mfa.remove_factor(page.ctx, _text(form, "factor_id", MAX_ID))
         return done(page, SECURITY, "factor_removed")
 
     async def password(page: Page, form: FormData) -> Response:
@@ -609,11 +606,7 @@ def routes(kit: PageKit) -> list[Route]:
         return done(page, SECURITY, "password_changed")
 
     async def revoke(page: Page, form: FormData) -> Response:
-        try:
-            await sessions.revoke(page.ctx, _text(form, "session_id", MAX_ID))
-        except NotFound:
-            return await show(page, TAB["security"], 404, error=kit.gettext(
-                page, "This session is not one of yours, or has ended already."))
+        await sessions.revoke(page.ctx, _text(form, "session_id", MAX_ID))
         return done(page, SECURITY, "session_ended")
 
     async def revoke_others(page: Page, form: FormData) -> Response:
@@ -627,19 +620,10 @@ def routes(kit: PageKit) -> list[Route]:
         except InvalidInput as exc:
             page.errors = kit.field_errors(page, exc.problems, {"name": f"passkey_name_{passkey_id}"})
             return await show(page, TAB["security"], 400)
-        except NotFound:
-            return await show(page, TAB["security"], 404, error=kit.gettext(
-                page, "This passkey is not one of yours, or is removed already."))
         return done(page, SECURITY, "passkey_renamed")
 
     async def remove_passkey(page: Page, form: FormData) -> Response:
-        try:
-            await passkeys.remove(page.ctx, _text(form, "passkey_id", MAX_ID))
-        except NotFound:
-            return await show(page, TAB["security"], 404, error=kit.gettext(
-                page, "This passkey is not one of yours, or is removed already."))
-        except LastLoginMethod as exc:
-            return await show(page, TAB["security"], 400, error=kit.gettext(page, exc.message))
+        await passkeys.remove(page.ctx, _text(form, "passkey_id", MAX_ID))
         return done(page, SECURITY, "passkey_removed")
 
     def passkey_json(path: str, use: Callable[[Page, FormData], Awaitable[dict[str, Any]]]) -> Route:
@@ -780,7 +764,8 @@ def routes(kit: PageKit) -> list[Route]:
         *(get(tab.path, lambda request, tab=tab: tab_page(request, tab)) for tab in TABS),
         action(PERSONAL, personal, save_profile, max_fields=PROFILE_MAX_FIELDS),
         action(EMAIL_CHANGE, personal, request_email_change),
-        action(UNLINK, settings, unlink),
+        action(UNLINK, settings, unlink,
+               not_found=N_("This linked account is not one of yours, or is unlinked already.")),
         get(DELETE, delete_get),
         action(DELETE, settings, delete, area=Area.ACCOUNT_DELETION, back=DELETE),
         get(TOTP, totp_get),
@@ -788,14 +773,16 @@ def routes(kit: PageKit) -> list[Route]:
         action(TOTP_CONFIRM, security, totp_confirm, back=TOTP),
         action(EMAIL_CODES, security, email_codes),
         action(RECOVERY_CODES, security, recovery_codes),
-        action(FACTOR_REMOVE, security, remove_factor),
+        action(FACTOR_REMOVE, security, remove_factor,
+               not_found=N_("This second factor is not one of yours, or is removed already.")),
         action(PASSWORD, security, password),
-        action(SESSION_REVOKE, security, revoke),
+        action(SESSION_REVOKE, security, revoke,
+               not_found=N_("This session is not one of yours, or has ended already.")),
         action(SESSIONS_REVOKE_OTHERS, security, revoke_others),
         passkey_json(PASSKEY_START, passkey_start),
         passkey_json(PASSKEY_FINISH, passkey_finish),
-        action(PASSKEY_RENAME, security, rename_passkey),
-        action(PASSKEY_REMOVE, security, remove_passkey),
+        action(PASSKEY_RENAME, security, rename_passkey, not_found=PASSKEY_MISSING),
+        action(PASSKEY_REMOVE, security, remove_passkey, not_found=PASSKEY_MISSING),
         action(CONSENT, privacy, consent),
         action(EXPORT, privacy, download, area=Area.DATA_EXPORT),
         get(REAUTHENTICATE, reauthenticate_get),
