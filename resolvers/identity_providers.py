@@ -87,10 +87,6 @@ PRESETS: dict[IdentityProviderType, Preset] = {
 }
 
 
-def preset_of(provider: IdentityProviderDocument) -> Preset:
-    return PRESETS[provider.type]
-
-
 def _cipher(secret_key: bytes) -> Fernet:
     key = HKDF(algorithm=SHA256(), length=32, salt=None, info=SECRET_KEY_INFO).derive(secret_key)
     return Fernet(base64.urlsafe_b64encode(key))

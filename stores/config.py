@@ -53,11 +53,6 @@ async def update_policy(policy_id: str, fields: dict) -> PolicyDocument | None:
     return PolicyDocument.model_validate(raw) if raw else None
 
 
-async def get_identity_store(store_id: str) -> IdentityStoreDocument | None:
-    raw = await IdentityStoreDocument.get_pymongo_collection().find_one({"_id": store_id})
-    return IdentityStoreDocument.model_validate(raw) if raw else None
-
-
 # -- self-service policies -------------------------------------------------------------------------
 
 async def list_policies() -> list[PolicyDocument]:

@@ -29,11 +29,6 @@ async def find_usable(token_hash: str, now: datetime, max_attempts: int) -> MfaC
     return MfaChallengeDocument.model_validate(raw) if raw else None
 
 
-async def get_usable(challenge_id: str, now: datetime, max_attempts: int) -> MfaChallengeDocument | None:
-    raw = await _col().find_one({"_id": challenge_id, "expires_at": {"$gt": now}, "attempts": {"$lt": max_attempts}})
-    return MfaChallengeDocument.model_validate(raw) if raw else None
-
-
 async def count_attempt(query: dict, now: datetime, max_attempts: int) -> MfaChallengeDocument | None:
     """Count one attempt on a live challenge that has attempts left (``query`` names it: ``token_hash``
     or ``_id``) and return it as it is after the count; None when there is no such challenge. Counting
